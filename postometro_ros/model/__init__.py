@@ -1,0 +1,2 @@
+# Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
+"""Pure-PyTorch PostoMETRO network: backbones, pose-token branch, transformers and heads."""
