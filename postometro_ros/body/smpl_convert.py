@@ -339,3 +339,104 @@ def validate_smpl_arrays(arrays: dict[str, np.ndarray], source: str | Path = '<a
     wsum = np.asarray(arrays['weights']).sum(1)
     if not np.allclose(wsum, 1.0, atol=1e-3):
         raise asset_error(source, 'skinning weights do not sum to 1 per vertex', SMPL_HELP)
+
+
+def convert_smpl_pickle(pkl_path: str | Path, out_npz: str | Path) -> Path:
+    """Convert an SMPL pickle into a plain ``.npz`` with the SMPL keys (no pickles inside).
+
+    The result loads with ``np.load(..., allow_pickle=False)`` and with
+    :func:`postometro_ros.body.body_model.load_body_model`.
+
+    Returns:
+        The written path.
+    """
+    arrays = load_smpl_pickle(pkl_path)
+    out_npz = Path(out_npz)
+    out_npz.parent.mkdir(parents=True, exist_ok=True)
+    plain = {
+        'v_template': arrays['v_template'].astype(np.float64),
+        'shapedirs': arrays['shapedirs'].astype(np.float64),
+        'posedirs': arrays['posedirs'].reshape(len(arrays['v_template']), 3, -1).astype(
+            np.float64),
+        'J_regressor': arrays['J_regressor'].astype(np.float64),
+        'weights': arrays['weights'].astype(np.float64),
+        # smplx reads kintree_table[0] as parents; the root entry stays the uint32 -1 marker.
+        'kintree_table': arrays['kintree_table'].astype(np.int64),
+        'f': arrays['f'].astype(np.int64),
+    }
+    with open(out_npz, 'wb') as fh:
+        np.savez(fh, **plain)
+    LOGGER.info('wrote %s (%d vertices, %d faces)', out_npz, len(plain['v_template']),
+                len(plain['f']))
+    return out_npz
+
+
+def load_h36m_regressor(path: str | Path, num_vertices: int | None = None) -> np.ndarray:
+    """Load ``J_regressor_h36m_correct.npy`` (plain array, read with ``allow_pickle=False``).
+
+    Args:
+        path: the ``.npy`` file.
+        num_vertices: expected V (6890 for SMPL); None skips the check.
+
+    Returns:
+        (17, V) float32 regressor.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: file not found. Expected {H36M_REGRESSOR_HELP}.')
+    try:
+        reg = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise asset_error(path, f'not a plain .npy array ({exc})', H36M_REGRESSOR_HELP) from exc
+    if reg.ndim != 2 or reg.shape[0] != 17 or (num_vertices and reg.shape[1] != num_vertices):
+        raise asset_error(path, f'has shape {reg.shape}', H36M_REGRESSOR_HELP)
+    return reg.astype(np.float32)
+
+
+# SMPL surface vertices for the COCO face keypoints (nose, left/right eye, left/right ear),
+# the vertex ids smplx uses for the same landmarks.
+SMPL_COCO_FACE_VERTICES = {'nose': 332, 'left_eye': 2800, 'right_eye': 6260, 'left_ear': 583,
+                           'right_ear': 4071}
+
+
+def smpl_coco17_regressor(j_regressor: np.ndarray) -> np.ndarray:
+    """COCO-17 keypoint regressor (17, V) for SMPL: body joints from ``J_regressor`` rows,
+    face keypoints as single surface vertices."""
+    from postometro_ros.body.joints import COCO17_NAMES, SMPL24_TO_COCO17  # noqa: PLC0415
+    reg = np.zeros((17, j_regressor.shape[1]), np.float32)
+    for k, name in enumerate(COCO17_NAMES):
+        if SMPL24_TO_COCO17[k] >= 0:
+            reg[k] = j_regressor[SMPL24_TO_COCO17[k]]
+        else:
+            reg[k, SMPL_COCO_FACE_VERTICES[name]] = 1.0
+    return reg
+
+
+def convert_smpl_assets(pkl_path: str | Path, metro_topology: str | Path,
+                        h36m_regressor: str | Path, out_dir: str | Path) -> Path:
+    """Build a complete SMPL asset directory from the user's official files.
+
+    Writes ``body_model.npz``, ``topology.npz`` and ``regressors.npz`` (``h36m17``, ``j14`` =
+    H36M regressor rows in evaluation order as in FastMETRO, ``coco17``) into ``out_dir``.
+
+    Returns:
+        ``out_dir`` as a Path.
+    """
+    from postometro_ros.body.joints import H36M17_TO_J14  # noqa: PLC0415
+    from postometro_ros.body.topology import MeshTopology  # noqa: PLC0415
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    topo = MeshTopology.from_metro_npz(metro_topology)
+    body_path = convert_smpl_pickle(pkl_path, out_dir / 'body_model.npz')
+    with np.load(body_path, allow_pickle=False) as z:
+        num_v = z['v_template'].shape[0]
+        j_reg = z['J_regressor']
+    if topo.num_vertices[0] != num_v:
+        raise asset_error(metro_topology, f'fine level has {topo.num_vertices[0]} vertices but '
+                          f'the body model {pkl_path} has {num_v}', METRO_TOPOLOGY_HELP)
+    h36m = load_h36m_regressor(h36m_regressor, num_v)
+    topo.save(out_dir / 'topology.npz')
+    with open(out_dir / 'regressors.npz', 'wb') as fh:
+        np.savez(fh, h36m17=h36m, j14=h36m[list(H36M17_TO_J14)],
+                 coco17=smpl_coco17_regressor(j_reg))
+    return out_dir
