@@ -1,0 +1,448 @@
+# Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
+"""The ``postometro`` node: camera images in; people, meshes, markers and diagnostics out.
+
+A thin shell around :class:`postometro_ros.inference.pipeline.HumanPipeline`. Subscription
+callbacks only store the newest frame; a worker thread decodes it, runs the pipeline and
+publishes, so the executor stays responsive and a slow model always works on the newest image.
+A frame that is replaced while waiting is dropped and counted (``dropped_busy``). Bad input is
+reported (warning, diagnostics counter) and skipped; it never stops the node.
+
+Run: ``python -m postometro_ros.ros.node --ros-args --params-file config/postometro_node.yaml``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from diagnostic_msgs.msg import DiagnosticArray
+import rclpy
+import rclpy.logging
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.time import Time as RclpyTime
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from postometro_ros.body.joints import J14_NAMES, J14_PARENTS
+from postometro_ros.msg import Human3DArray, HumanMeshArray, SkeletonInfo
+from postometro_ros.ros import conversions
+from postometro_ros.ros.diagnostics import DiagnosticsThresholds, diagnostics_message, NodeStats
+from postometro_ros.ros.markers import (
+    delete_markers, marker_id, MarkerIdTracker, MeshMarkerEncoder,
+    SKELETON_NAMESPACES, skeleton_markers, SkeletonView, track_color)
+from postometro_ros.ros.params import declare_parameters, MESH_LEVELS
+
+__all__ = ['PostometroNode', 'main']
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+SKELETON = 'j14'
+_WARN_INTERVAL_S = 5.0  # per-cause warning throttle
+
+_RELIABILITY = {
+    'best_effort': ReliabilityPolicy.BEST_EFFORT,
+    'reliable': ReliabilityPolicy.RELIABLE,
+    'system_default': ReliabilityPolicy.SYSTEM_DEFAULT,
+}
+
+
+def _reliable(depth: int, *, latched: bool = False) -> QoSProfile:
+    """Output QoS: RELIABLE reaches reliable (RViz default) and best-effort subscribers."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+def resolve_path(path: str) -> Path:
+    """A relative path is taken from the working directory if it exists there, else from the
+    package root (where ``models/`` lives in a source checkout)."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate.resolve()
+    in_package = PACKAGE_ROOT / candidate
+    return in_package if in_package.exists() else candidate.resolve()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; other values unchanged."""
+    if device != 'auto':
+        return device
+    import torch  # the pipeline imports torch anyway; only needed here for 'auto'
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+class PostometroNode(Node):
+    """The perception node (see the module docstring and README "Node").
+
+    Args:
+        parameter_overrides: parameter values that take precedence over the command line.
+        **node_kwargs: forwarded to :class:`rclpy.node.Node` (``node_name`` defaults to
+            ``postometro``).
+
+    Raises:
+        FileNotFoundError: a checkpoint, detector or body-asset file is missing (the message
+            names it).
+    """
+
+    def __init__(self, *, parameter_overrides: list[Parameter] | None = None,
+                 **node_kwargs: Any) -> None:
+        name = node_kwargs.pop('node_name', 'postometro')
+        super().__init__(name, parameter_overrides=parameter_overrides, **node_kwargs)
+        self._stats = NodeStats(time.monotonic())
+        self._last_warning: dict[str, float] = {}
+        self._pipeline = None
+        self.params = declare_parameters(self, self._on_parameter_change,
+                                         self._on_parameter_rejected)
+        self._pipeline = self._load_pipeline()
+        self._faces = tuple(np.asarray(f) for f in self._pipeline.faces)
+        self._num_vertices = tuple(int(n) for n in self._pipeline.num_vertices)
+        self._mesh_encoders: dict[str, MeshMarkerEncoder] = {}
+        self._skeleton_ids = MarkerIdTracker()
+        self._mesh_ids = MarkerIdTracker()
+        self._tracks = conversions.TrackBook()
+        self._last_mesh_markers = -float('inf')
+
+        # Camera intrinsics: latest valid CameraInfo (written by the executor, read by the worker).
+        self._camera_k: np.ndarray | None = None
+        self._camera_size: tuple[int, int] | None = None
+        self._warned_no_camera_info = False
+        self._warned_camera_size = False
+
+        # Newest-frame slot shared with the worker thread.
+        self._cond = threading.Condition()
+        self._pending: tuple[Any, bool] | None = None
+        self._stopping = False
+
+        self._create_publishers()
+        self._create_subscriptions()
+        self._publish_skeleton_info()
+        self._diagnostics_timer = self.create_timer(self.params.diagnostics_period,
+                                                    self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._worker_loop, name='postometro_worker',
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'ready: model {self._pipeline.model_name} on {self._pipeline.device}, input '
+            f'{self._image_topic} ({self.params.image_reliability}, depth '
+            f'{self.params.image_qos_depth}), outputs on {self.get_fully_qualified_name()}/*')
+
+    # ----------------------------------------------------------------------------- set-up
+
+    def _load_pipeline(self) -> Any:
+        from postometro_ros.inference.pipeline import HumanPipeline, PipelineConfig
+
+        p = self.params
+        body_assets = str(resolve_path(p.body_assets)) if p.body_assets else None
+        config = PipelineConfig(
+            checkpoint=str(resolve_path(p.checkpoint)), detector=str(resolve_path(p.detector)),
+            body_assets=body_assets, device=resolve_device(p.device),
+            detection_threshold=p.detection_threshold, max_persons=p.max_persons,
+            tracking=p.tracking, tracker=p.tracker)
+        return HumanPipeline.from_config(config)
+
+    def _create_publishers(self) -> None:
+        overrides = QoSOverridingOptions.with_default_policies()
+        self._humans_pub = self.create_publisher(
+            Human3DArray, '~/humans', _reliable(10), qos_overriding_options=overrides)
+        self._meshes_pub = self.create_publisher(
+            HumanMeshArray, '~/meshes', _reliable(2), qos_overriding_options=overrides)
+        self._markers_pub = self.create_publisher(
+            MarkerArray, '~/markers', _reliable(5), qos_overriding_options=overrides)
+        self._mesh_markers_pub = self.create_publisher(
+            MarkerArray, '~/mesh_markers', _reliable(1), qos_overriding_options=overrides)
+        self._debug_pub = self.create_publisher(
+            Image, '~/debug_image', _reliable(1), qos_overriding_options=overrides)
+        self._info_pub = self.create_publisher(
+            SkeletonInfo, '~/skeleton_info', _reliable(1, latched=True),
+            qos_overriding_options=overrides)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+    def _create_subscriptions(self) -> None:
+        p = self.params
+        reliability = _RELIABILITY[p.image_reliability]
+        image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.image_qos_depth,
+                               reliability=reliability, durability=DurabilityPolicy.VOLATILE)
+        info_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability,
+                              durability=DurabilityPolicy.VOLATILE)
+        overrides = QoSOverridingOptions.with_default_policies()
+        if p.image_transport == 'compressed':
+            self._image_sub = self.create_subscription(
+                CompressedImage, 'image/compressed', self.compressed_callback, image_qos,
+                qos_overriding_options=overrides)
+        else:
+            self._image_sub = self.create_subscription(
+                Image, 'image', self.image_callback, image_qos, qos_overriding_options=overrides)
+        self._image_topic = self._image_sub.topic_name
+        self._info_sub = self.create_subscription(
+            CameraInfo, 'camera_info', self.camera_info_callback, info_qos,
+            qos_overriding_options=overrides)
+
+    def _publish_skeleton_info(self) -> None:
+        info = SkeletonInfo(
+            model_name=str(self._pipeline.model_name), skeleton=SKELETON,
+            joint_names=list(J14_NAMES), joint_parents=[int(i) for i in J14_PARENTS],
+            num_pose_tokens=int(self._pipeline.num_pose_tokens),
+            mesh_levels=list(MESH_LEVELS), num_vertices=list(self._num_vertices),
+            vertex_topology=str(getattr(self._pipeline, 'topology_name', '')),
+            topology_fingerprint=str(getattr(self._pipeline, 'topology_fingerprint', '')))
+        info.header.stamp = self.get_clock().now().to_msg()
+        self._info_pub.publish(info)
+
+    # ----------------------------------------------------------------------------- parameters
+
+    def _on_parameter_change(self, name: str, value: Any) -> None:
+        if self._pipeline is None:
+            return
+        if name in ('detection_threshold', 'max_persons'):
+            setattr(self._pipeline, name, value)
+        elif name == 'mesh_marker_shading':
+            self._mesh_encoders.clear()
+
+    def _on_parameter_rejected(self, reason: str) -> None:
+        self._stats.on_rejected_parameter(reason)
+        self.get_logger().warning(f'parameter refused: {reason}')
+
+    # ----------------------------------------------------------------------------- callbacks
+
+    def image_callback(self, msg: Image) -> None:
+        """Keep the newest raw image for the worker."""
+        self._offer(msg, False)
+
+    def compressed_callback(self, msg: CompressedImage) -> None:
+        """Keep the newest compressed image for the worker."""
+        self._offer(msg, True)
+
+    def camera_info_callback(self, msg: CameraInfo) -> None:
+        """Cache the latest usable intrinsics."""
+        k = conversions.camera_info_to_k(msg)
+        if k is None:
+            self._warn('camera_info', 'CameraInfo without usable intrinsics (fx, fy must be '
+                       'positive and finite); ignoring it')
+            return
+        self._camera_k = k
+        self._camera_size = (int(msg.width), int(msg.height))
+
+    def _offer(self, msg: Any, compressed: bool) -> None:
+        self._stats.on_input(time.monotonic())
+        with self._cond:
+            if self._pending is not None:
+                self._stats.on_drop('busy')
+            self._pending = (msg, compressed)
+            self._cond.notify()
+
+    # ----------------------------------------------------------------------------- worker
+
+    def _worker_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                msg, compressed = self._pending
+                self._pending = None
+            try:
+                self._process(msg, compressed)
+            except Exception as exc:  # noqa: BLE001 - a bad frame must not end the worker
+                detail = ''.join(traceback.format_exception_only(type(exc), exc)).strip()
+                self._stats.on_drop('pipeline', detail)
+                self._warn('pipeline', f'frame failed: {detail}\n{traceback.format_exc()}')
+
+    def _process(self, msg: Any, compressed: bool) -> None:
+        start = time.perf_counter()
+        header = msg.header
+        try:
+            rgb = (conversions.compressed_to_rgb(msg) if compressed
+                   else conversions.image_to_rgb(msg))
+        except conversions.ImageDecodeError as exc:
+            self._stats.on_drop(exc.cause, str(exc))
+            self._warn(exc.cause, f'dropped frame: {exc}')
+            return
+        decoded = time.perf_counter()
+        k = self._intrinsics_for(rgb.shape[1], rgb.shape[0])
+        result = self._pipeline.process(rgb, k, conversions.stamp_to_seconds(header.stamp))
+        piped = time.perf_counter()
+        self._publish(result, header, rgb)
+        end = time.perf_counter()
+
+        timings = {('pipeline' if key == 'total' else key): float(value)
+                   for key, value in result.timings.items()}
+        timings.update(decode=(decoded - start) * 1e3, publish=(end - piped) * 1e3,
+                       total=(end - start) * 1e3)
+        now = self.get_clock().now()
+        age_ms = (now - RclpyTime.from_msg(header.stamp, clock_type=now.clock_type)
+                  ).nanoseconds * 1e-6
+        self._stats.on_processed(time.monotonic(), timings, len(result.people), age_ms,
+                                 k is not None)
+
+    def _intrinsics_for(self, width: int, height: int) -> np.ndarray | None:
+        k, size = self._camera_k, self._camera_size
+        if k is None:
+            if not self._warned_no_camera_info:
+                self._warned_no_camera_info = True
+                self.get_logger().warning(
+                    f'no CameraInfo on {self._info_sub.topic_name} yet: people are published '
+                    'root-relative (translation_source = TRANSLATION_NONE)')
+            return None
+        # Intrinsics of another resolution would misplace everyone; 0x0 means "not given".
+        if size is not None and size != (0, 0) and size != (width, height):
+            if not self._warned_camera_size:
+                self._warned_camera_size = True
+                self.get_logger().warning(
+                    f'CameraInfo is for {size[0]}x{size[1]} but images are {width}x{height}: '
+                    'ignoring it (translation_source = TRANSLATION_NONE)')
+            return None
+        return k
+
+    # ----------------------------------------------------------------------------- outputs
+
+    def _publish(self, result: Any, header: Header, rgb: np.ndarray) -> None:
+        people = result.people
+        humans = [conversions.person_to_human3d(
+            p, header.stamp, self._tracks.state(conversions.track_id_string(p.track_id)))
+            for p in people]
+        lost = self._tracks.update(humans)
+        self._humans_pub.publish(Human3DArray(header=header, skeleton=SKELETON,
+                                              humans=humans + lost))
+        if self._meshes_pub.get_subscription_count() > 0:
+            level = self.params.mesh_level
+            self._meshes_pub.publish(conversions.mesh_array(
+                people, header, MESH_LEVELS.index(level), level))
+        if self.params.publish_markers and self._markers_pub.get_subscription_count() > 0:
+            self._publish_skeleton_markers(people, header)
+        if (self.params.mesh_marker_level != 'off'
+                and self._mesh_markers_pub.get_subscription_count() > 0):
+            self._publish_mesh_markers(people, header)
+        if self._debug_pub.get_subscription_count() > 0:
+            self._debug_pub.publish(conversions.rgb_to_image_msg(
+                draw_debug(rgb, people), header))
+
+    def _marker_ids(self, people: Sequence[Any]) -> list[int]:
+        # Without tracking every id is "": fall back to the position in the frame.
+        return [marker_id(p.track_id) if conversions.track_id_string(p.track_id)
+                else marker_id(f'#{i}') for i, p in enumerate(people)]
+
+    def _publish_skeleton_markers(self, people: Sequence[Any], header: Header) -> None:
+        ids = self._marker_ids(people)
+        views = [SkeletonView(marker_id=ident,
+                              label=conversions.track_id_string(p.track_id) or f'#{i}',
+                              joints=p.joints_3d_cam, joint_confidence=p.joint_confidence,
+                              confidence=float(p.confidence))
+                 for i, (ident, p) in enumerate(zip(ids, people))]
+        markers = skeleton_markers(views, header, J14_PARENTS,
+                                   lifetime_s=self.params.marker_lifetime,
+                                   joint_scale=self.params.joint_marker_scale)
+        markers += delete_markers(self._skeleton_ids.update(ids), header, SKELETON_NAMESPACES)
+        self._markers_pub.publish(MarkerArray(markers=markers))
+
+    def _publish_mesh_markers(self, people: Sequence[Any], header: Header) -> None:
+        now = time.monotonic()
+        if now - self._last_mesh_markers < 1.0 / self.params.mesh_marker_max_rate:
+            return
+        self._last_mesh_markers = now
+        level = self.params.mesh_marker_level
+        encoder = self._mesh_encoders.get(level)
+        if encoder is None:
+            encoder = MeshMarkerEncoder(self._faces[MESH_LEVELS.index(level)],
+                                        shading=self.params.mesh_marker_shading)
+            self._mesh_encoders[level] = encoder
+        ids = self._marker_ids(people)
+        index = MESH_LEVELS.index(level)
+        meshes = [(ident, p.vertices[index], track_color(ident))
+                  for ident, p in zip(ids, people)]
+        ended = self._mesh_ids.update(ids)
+        self._mesh_markers_pub.publish(encoder.encode(
+            header, meshes, ended, lifetime_s=self.params.marker_lifetime))
+
+    def _publish_diagnostics(self) -> None:
+        p = self.params
+        values = self._stats.snapshot(time.monotonic())
+        extra = {'model': str(self._pipeline.model_name), 'device': str(self._pipeline.device),
+                 'input_topic': self._image_topic, 'input_reliability': p.image_reliability}
+        self._diagnostics_pub.publish(diagnostics_message(
+            values, name=f'{self.get_name()}: pipeline', hardware_id=str(self._pipeline.device),
+            extra=extra, thresholds=DiagnosticsThresholds(p.latency_warn_ms, p.input_timeout),
+            stamp=self.get_clock().now().to_msg()))
+
+    def _warn(self, cause: str, text: str) -> None:
+        """Warn at most every few seconds per cause (bad streams repeat the same problem)."""
+        now = time.monotonic()
+        if now - self._last_warning.get(cause, -float('inf')) >= _WARN_INTERVAL_S:
+            self._last_warning[cause] = now
+            self.get_logger().warning(text)
+
+    def shutdown(self) -> None:
+        """Stop the worker thread (waits for the frame in progress)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout=10.0)
+
+
+def draw_debug(rgb: np.ndarray, people: Sequence[Any]) -> np.ndarray:
+    """Boxes, ids and 2D joints drawn on a copy of the image.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB.
+        people: pipeline ``PersonResult`` list.
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    canvas = np.ascontiguousarray(rgb).copy()
+    pairs = [(j, parent) for j, parent in enumerate(J14_PARENTS) if parent >= 0]
+    for i, person in enumerate(people):
+        ident = conversions.track_id_string(person.track_id) or f'#{i}'
+        colour = tuple(int(c * 255) for c in track_color(marker_id(ident)))
+        x1, y1, x2, y2 = (int(round(float(v))) for v in np.asarray(person.box_xyxy)[:4])
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
+        cv2.putText(canvas, f'{ident} {float(person.confidence):.2f}', (x1, max(y1 - 4, 10)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        if person.joints_2d_img is None:
+            continue
+        joints = np.asarray(person.joints_2d_img, dtype=np.float64).reshape(-1, 2)
+        if not np.all(np.isfinite(joints)):
+            continue
+        points = np.round(joints).astype(int)
+        for j, parent in pairs:
+            cv2.line(canvas, tuple(points[j]), tuple(points[parent]), colour, 2, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(canvas, tuple(point), 3, (255, 255, 255), -1, cv2.LINE_AA)
+    return canvas
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until shutdown; exit status 1 when a model file is missing."""
+    logging.basicConfig(level=logging.INFO)
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = PostometroNode()
+            except FileNotFoundError as exc:
+                rclpy.logging.get_logger('postometro').fatal(str(exc))
+                return 1
+            try:
+                rclpy.spin(node)
+            finally:
+                node.shutdown()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
