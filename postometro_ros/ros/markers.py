@@ -223,20 +223,38 @@ class _Template:
     colors: int   # -1 when the marker has no per-point colours
 
 
-# Sentinels used to locate fields in a serialized template; chosen not to collide with the
-# encodings of anything else in a marker.
-_S_SEC, _S_NSEC, _S_ID = 0x5EC0FFEE, 0x1A2B3C4D, 0x0BADF00D
-_S_COLOR = (0.123456789, 0.23456789, 0.3456789, 0.456789)
-_S_POINT = (-1.2345678e11, 2.3456789e11, -3.4567891e11)
-_S_CORNER = (0.87654321, 0.7654321, 0.654321, 0.54321)
+# Sentinel field values used to locate fields in a serialized template (two sets, see
+# _locate); chosen not to collide with the encodings of anything else in a marker.
+_SENTINELS = (
+    dict(stamp=(0x5EC0FFEE, 0x1A2B3C4D), ident=0x0BADF00D,
+         color=(0.123456789, 0.23456789, 0.3456789, 0.456789),
+         point=(-1.2345678e11, 2.3456789e11, -3.4567891e11),
+         corner=(0.87654321, 0.7654321, 0.654321, 0.54321)),
+    dict(stamp=(0x6A5B4C3D, 0x2E1F0A9B), ident=0x0FEEDBAC,
+         color=(0.987654321, 0.87654321, 0.7654321, 0.654321),
+         point=(4.3210987e11, -5.4321098e11, 6.5432109e11),
+         corner=(0.1357911, 0.2468, 0.3579, 0.4680)),
+)
 _CDR_LE = b'\x00\x01'
 
 
-def _find_once(data: bytes, pattern: bytes, what: str) -> int:
-    offset = data.find(pattern)
-    if offset < 0 or data.find(pattern, offset + 1) >= 0:
+def _locate(first: bytes, second: bytes, pattern_1: bytes, pattern_2: bytes,
+            what: str) -> int:
+    """Offset where ``first`` holds ``pattern_1`` and ``second`` holds ``pattern_2``.
+
+    The serializer leaves alignment padding uninitialised, so a stale copy of a sentinel can
+    sit in a padding gap of one serialization; requiring both sentinel sets at the same offset
+    of two serializations rules that out.
+    """
+    found = []
+    offset = first.find(pattern_1)
+    while offset >= 0:
+        if second[offset:offset + len(pattern_2)] == pattern_2:
+            found.append(offset)
+        offset = first.find(pattern_1, offset + 1)
+    if len(found) != 1:
         raise RuntimeError(f'cannot locate {what} in the serialized marker template')
-    return offset
+    return found[0]
 
 
 class MeshMarkerEncoder:
@@ -269,19 +287,49 @@ class MeshMarkerEncoder:
         if len(self._templates) > 32:  # frame ids do not churn in practice; bound it anyway
             self._templates.clear()
         n = 0 if delete else self.num_points
+        first, second = (self._serialize(frame_id, lifetime_ns, delete, align, sentinel)
+                         for sentinel in _SENTINELS)
+        s1, s2 = _SENTINELS
+        stamp = _locate(first, second, struct.pack('<iI', *s1['stamp']),
+                        struct.pack('<iI', *s2['stamp']), 'stamp')
+        ident = _locate(first, second, struct.pack('<i', s1['ident']),
+                        struct.pack('<i', s2['ident']), 'id')
+        color = _locate(first, second, struct.pack('<4f', *s1['color']),
+                        struct.pack('<4f', *s2['color']), 'color')
+        points = colors = -1
+        if n:
+            points = _locate(first, second, struct.pack('<3d', *s1['point']) * n,
+                             struct.pack('<3d', *s2['point']) * n, 'points')
+            if self.shading:
+                colors = _locate(first, second, struct.pack('<4f', *s1['corner']) * n,
+                                 struct.pack('<4f', *s2['corner']) * n, 'colors')
+        # Bytes that differ between the two are sentinel fields (rewritten every frame) or
+        # uninitialised padding: zero them so no stale process memory is published.
+        a, b = np.frombuffer(first, np.uint8), np.frombuffer(second, np.uint8)
+        data = np.where(a == b, a, 0).astype(np.uint8).tobytes()
+        template = _Template(data, stamp, ident, color, points, colors)
+        self._templates[key] = template
+        return template
+
+    def _serialize(self, frame_id: str, lifetime_ns: int, delete: bool, align: int,
+                   sentinel: dict) -> bytes:
+        """One marker filled with sentinel values, serialized to start at ``align`` mod 8."""
+        n = 0 if delete else self.num_points
         marker = Marker(
-            header=Header(frame_id=frame_id), ns=MESH_NAMESPACE, id=_S_ID,
+            header=Header(frame_id=frame_id), ns=MESH_NAMESPACE, id=sentinel['ident'],
             type=Marker.TRIANGLE_LIST, action=Marker.DELETE if delete else Marker.ADD,
             pose=_IDENTITY, scale=Vector3(x=1.0, y=1.0, z=1.0),
-            color=ColorRGBA(r=_S_COLOR[0], g=_S_COLOR[1], b=_S_COLOR[2], a=_S_COLOR[3]),
+            color=ColorRGBA(r=sentinel['color'][0], g=sentinel['color'][1],
+                            b=sentinel['color'][2], a=sentinel['color'][3]),
             lifetime=Duration(sec=lifetime_ns // 1_000_000_000,
                               nanosec=lifetime_ns % 1_000_000_000))
-        marker.header.stamp.sec, marker.header.stamp.nanosec = _S_SEC, _S_NSEC
+        marker.header.stamp.sec, marker.header.stamp.nanosec = sentinel['stamp']
         if n:
-            marker.points = [Point(x=_S_POINT[0], y=_S_POINT[1], z=_S_POINT[2])] * n
+            x, y, z = sentinel['point']
+            marker.points = [Point(x=x, y=y, z=z)] * n
             if self.shading:
-                marker.colors = [ColorRGBA(r=_S_CORNER[0], g=_S_CORNER[1], b=_S_CORNER[2],
-                                           a=_S_CORNER[3])] * n
+                r, g, b, a = sentinel['corner']
+                marker.colors = [ColorRGBA(r=r, g=g, b=b, a=a)] * n
         # CDR aligns 8-byte fields relative to the payload start, so a marker's bytes depend on
         # where it starts modulo 8. The first element of an array starts at 4 (after the
         # length); for a start at 0, serialize it behind a filler marker whose (ignored) text
@@ -299,18 +347,7 @@ class MeshMarkerEncoder:
         full = serialize_message(MarkerArray(markers=markers))
         if full[:2] != _CDR_LE or start % 8 != align:
             raise RuntimeError('unexpected CDR layout for mesh marker templates')
-        data = full[4 + start:]
-        stamp = _find_once(data, struct.pack('<iI', _S_SEC, _S_NSEC), 'stamp')
-        ident = _find_once(data, struct.pack('<i', _S_ID), 'id')
-        color = _find_once(data, struct.pack('<4f', *_S_COLOR), 'color')
-        points = colors = -1
-        if n:
-            points = _find_once(data, struct.pack('<3d', *_S_POINT) * n, 'points')
-            if self.shading:
-                colors = _find_once(data, struct.pack('<4f', *_S_CORNER) * n, 'colors')
-        template = _Template(data, stamp, ident, color, points, colors)
-        self._templates[key] = template
-        return template
+        return full[4 + start:]
 
     def encode(self, header: Header, meshes: Sequence[tuple[int, np.ndarray, np.ndarray]],
                deleted_ids: Sequence[int] = (), *, lifetime_s: float = 0.0) -> bytes:
