@@ -100,7 +100,8 @@ class CheckpointMismatchError(CheckpointError):
                 lines.append(f'  {title} ({len(items)}):')
                 lines += [f'    {key}' for key in items[:_MAX_LISTED]]
                 if len(items) > _MAX_LISTED:
-                    lines.append(f'    ... and {len(items) - _MAX_LISTED} more')
+                    lines.append(f'    ... and {len(items) - _MAX_LISTED} more; by prefix: '
+                                 + _prefix_summary(items))
         if self.mismatched:
             lines.append(f'  mis-shaped ({len(self.mismatched)}): key: model shape vs checkpoint')
             lines += [f'    {key}: {list(want)} vs {list(got)}'
@@ -110,6 +111,14 @@ class CheckpointMismatchError(CheckpointError):
         if note:
             lines.append(note)
         super().__init__('\n'.join(lines))
+
+
+def _prefix_summary(keys: list[str], depth: int = 2) -> str:
+    counts: dict[str, int] = {}
+    for key in keys:
+        prefix = '.'.join(key.split('.')[:depth])
+        counts[prefix] = counts.get(prefix, 0) + 1
+    return ', '.join(f'{prefix}.* ({n})' for prefix, n in counts.items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,9 +215,11 @@ def read_foreign_state_dict(source: str | os.PathLike | Mapping[str, torch.Tenso
     if not path.is_file():
         raise FileNotFoundError(f'checkpoint not found: {path}')
     if path.suffix == '.safetensors':
-        tensors, _ = _read_safetensors(path)
-        return _unwrap({k: v for k, v in tensors.items()
-                        if not k.startswith(_TOPOLOGY_PREFIX)}, str(path)), str(path)
+        tensors, header = _read_safetensors(path)
+        state = {k: v for k, v in tensors.items() if not k.startswith(_TOPOLOGY_PREFIX)}
+        for alias, canonical in json.loads(header.get('aliases', '{}')).items():
+            state[alias] = state[canonical]
+        return _unwrap(state, str(path)), str(path)
     return _unwrap(safe_torch_load(path), str(path)), str(path)
 
 

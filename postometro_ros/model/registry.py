@@ -8,10 +8,10 @@ One YAML file per checkpoint::
     url: https://download.pytorch.org/models/resnet50-0676ba61.pth  # null: manual download
     page: https://...                    # where a human finds it (manual downloads)
     sha256: null                         # full hex digest where known
-    sha256_prefix: 0676ba61              # leading hex digits where only those are published
+    sha256_prefix: '0676ba61'            # leading hex digits where only those are published
     license: BSD-3-Clause
     variant: postometro_s_r50            # config name it belongs to
-    format: torchvision                  # postometro_ros | official | fastmetro | pct | torchvision
+    format: torchvision  # postometro_ros | official | fastmetro | pct | torchvision | timm
     filename: backbones/resnet50-0676ba61.pth   # relative to the models/ directory
 
 ``postometro-fetch fetch NAME`` downloads to a temporary file while hashing, checks the digest
