@@ -130,6 +130,8 @@ def crop_images_on_device(image: torch.Tensor, crop_to_image: np.ndarray, res: i
 class Predictor:
     """Runs a PostoMETRO model on person boxes or ready crops.
 
+    The model is moved (and converted to channels-last) in place and put in eval mode.
+
     Args:
         model: a built ``PostoMETRO`` (weights loaded).
         device: where to run (``'cpu'``, ``'cuda'``, ``'cuda:1'``, a ``torch.device``).
