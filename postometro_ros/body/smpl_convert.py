@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 LOGGER = logging.getLogger(__name__)
 
+SMPL_NUM_VERTICES = 6890
 SMPL_KEYS = ('v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights', 'kintree_table', 'f')
 
 SMPL_HELP = (
@@ -139,6 +140,13 @@ def _safe_reconstructor(cls: type, base: type, state: Any) -> Any:
     return obj
 
 
+def _latin1_encode(text: str, encoding: str = 'latin1') -> bytes:
+    """``_codecs.encode`` as Python-3 pickles of protocol < 3 use it for bytes (latin1 only)."""
+    if encoding not in ('latin1', 'latin-1'):
+        raise UnsafePickleError(f'refusing _codecs.encode with encoding {encoding!r}')
+    return text.encode('latin1')
+
+
 def _make_standin(base: type, name: str) -> type:
     return type(name.rsplit('.', 1)[-1], (base,), {'source_name': name})
 
@@ -183,8 +191,11 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return obj
         elif module in ('copy_reg', 'copyreg') and name == '_reconstructor':
             return _safe_reconstructor
-        elif module in ('__builtin__', 'builtins') and name == 'object':
-            return object
+        elif (module, name) == ('_codecs', 'encode'):
+            return _latin1_encode
+        elif module in ('__builtin__', 'builtins') and name in ('object', 'set', 'frozenset'):
+            # object: base argument of _reconstructor; sets appear in chumpy's pickled state.
+            return {'object': object, 'set': set, 'frozenset': frozenset}[name]
         elif (self._allow_sparse and module.startswith('scipy.sparse')
               and name in self._SPARSE_CLASSES):
             return self._standin(SparseStandIn, full)
@@ -436,7 +447,12 @@ def convert_smpl_assets(pkl_path: str | Path, metro_topology: str | Path,
                           f'the body model {pkl_path} has {num_v}', METRO_TOPOLOGY_HELP)
     h36m = load_h36m_regressor(h36m_regressor, num_v)
     topo.save(out_dir / 'topology.npz')
+    regs = {'h36m17': h36m, 'j14': h36m[list(H36M17_TO_J14)]}
+    if num_v == SMPL_NUM_VERTICES:  # the face-keypoint vertex ids are SMPL's
+        regs['coco17'] = smpl_coco17_regressor(j_reg)
+    else:
+        LOGGER.warning('%s: %d vertices (not SMPL\'s %d); no coco17 regressor written',
+                       pkl_path, num_v, SMPL_NUM_VERTICES)
     with open(out_dir / 'regressors.npz', 'wb') as fh:
-        np.savez(fh, h36m17=h36m, j14=h36m[list(H36M17_TO_J14)],
-                 coco17=smpl_coco17_regressor(j_reg))
+        np.savez(fh, **regs)
     return out_dir
