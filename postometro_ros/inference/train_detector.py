@@ -52,9 +52,9 @@ class ExportConfig:
     out: str = str(REPO_ROOT / 'runs' / 'yolo_person' / 'data')
     counts: dict[str, int] = field(
         default_factory=lambda: {'train': 1000, 'val': 100, 'test': 200})
-    sizes: tuple[tuple[int, int], ...] = ((640, 480), (480, 360), (320, 320))
+    sizes: tuple[tuple[int, int], ...] = ((640, 480), (480, 360), (400, 400))
     seed: int = 0
-    min_visible_joints: int = 5
+    min_visible_joints: int = 4
     min_box_px: float = 6.0
 
 
@@ -122,7 +122,8 @@ def export_dataset(cfg: ExportConfig) -> Path:
     from postometro_ros.synth.generator import SceneGenerator
 
     out = Path(cfg.out).resolve()
-    assets = load_body_assets(ensure_procedural_assets(REPO_ROOT / 'models' / 'body' / 'procedural'))
+    assets = load_body_assets(
+        ensure_procedural_assets(REPO_ROOT / 'models' / 'body' / 'procedural'))
     stats = {}
     for split, count in cfg.counts.items():
         img_dir, lbl_dir = out / 'images' / split, out / 'labels' / split
@@ -190,6 +191,8 @@ def write_card(path: Path, *, command: str, export_cfg: ExportConfig, train_cfg:
     """Model card for the committed detector."""
     counts = ', '.join(f'{k} {v["images"]} images / {v["boxes"]} boxes'
                        for k, v in export_stats.items())
+    seeds = {k: export_cfg.seed + v for k, v in _SPLIT_SEED_OFFSET.items()}
+    sizes = ', '.join(f'{w}x{h}' for w, h in export_cfg.sizes)
     path.write_text(f"""# yolo_person_synth.pt: the demo person detector
 
 A one-class (`person`) YOLO11n detector trained from scratch, with ultralytics' own trainer, on
@@ -202,14 +205,14 @@ will miss people or fire on clutter; use a COCO-trained YOLO (`detector:=yolo11n
 ```bash
 {command}
 ```
-- Data: {counts}. Image sizes (W x H): {', '.join(f'{w}x{h}' for w, h in export_cfg.sizes)}.
-  Split seeds: train {export_cfg.seed + _SPLIT_SEED_OFFSET['train']}+k, val
-  {export_cfg.seed + _SPLIT_SEED_OFFSET['val']}+k, test {export_cfg.seed + _SPLIT_SEED_OFFSET['test']}+k
+- Data: {counts}. Image sizes (W x H): {sizes}.
+  Split seeds: train {seeds['train']}+k, val {seeds['val']}+k, test {seeds['test']}+k
   (k = index of the image size); the test split is held out from training and model selection.
-- Labels: the box of each person with at least {export_cfg.min_visible_joints} of 24 joints visible,
-  clipped to the image, at least {export_cfg.min_box_px:g} px wide and tall.
-- Model: `{train_cfg.model}` (no pretrained weights), {train_cfg.epochs} epochs, imgsz {train_cfg.imgsz},
-  batch {train_cfg.batch}, seed {train_cfg.seed} (`deterministic=True`), device {train_cfg.device},
+- Labels: the box of each person with at least {export_cfg.min_visible_joints} of 24 joints
+  visible, clipped to the image, at least {export_cfg.min_box_px:g} px wide and tall.
+- Model: `{train_cfg.model}` (no pretrained weights), {train_cfg.epochs} epochs,
+  imgsz {train_cfg.imgsz}, batch {train_cfg.batch}, seed {train_cfg.seed} (`deterministic=True`),
+  device {train_cfg.device},
   ultralytics defaults otherwise (mosaic off for the last 2 epochs).
 - Training wall time: {train_seconds / 60:.1f} min on the shared 2-core CPU machine.
 - File size: {size_bytes / 1e6:.1f} MB.
@@ -237,7 +240,8 @@ def _run_all(args: argparse.Namespace) -> None:
                               counts={'train': args.train, 'val': args.val, 'test': args.test})
     train_cfg = TrainConfig(data=str(Path(args.work) / 'data' / 'data.yaml'),
                             model=args.model, epochs=args.epochs, imgsz=args.imgsz,
-                            batch=args.batch, seed=args.seed, project=str(Path(args.work).resolve()))
+                            batch=args.batch, seed=args.seed,
+                            project=str(Path(args.work).resolve()))
     if not args.skip_export:
         export_dataset(export_cfg)
     stats = json.loads((Path(export_cfg.out) / 'export.json').read_text())['stats']

@@ -1,5 +1,5 @@
 # Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
-"""MCAP recording: written with ros2msg schemas + CDR, read back and decoded two independent ways."""
+"""MCAP recording: ros2msg schemas + CDR, read back and decoded in two independent ways."""
 
 import numpy as np
 import pytest
