@@ -9,7 +9,8 @@ Layout of one split ``<name>`` inside a dataset folder (same as the METRO prepro
     <name>.hw.tsv        key \\t JSON list [{"height": H, "width": W}]
     <name>.*.lineidx     byte offset of every row of the matching .tsv, one per line
 
-Annotation dict keys (METRO conventions): ``center`` (2,) px, ``scale`` (box side = scale * 200 px),
+Annotation dict keys (METRO conventions): ``center`` (2,) px, ``scale`` (box side =
+scale * 200 px),
 ``2d_joints`` (24, 3) x, y, conf in image px, ``3d_joints`` (24, 4) x, y, z metres + conf, both in
 the J24 LSP-extended order, ``has_2d_joints``, ``has_3d_joints``, ``pose`` (72,), ``betas`` (10,),
 ``has_smpl``, ``gender``. Extra keys written by the synthetic generator are documented in

@@ -55,7 +55,8 @@ void main() {
 _FRAG = '''
 #version 330
 uniform vec3 colors[6];     // per region base colour
-uniform vec4 pattern[6];    // per region: kind (0 plain, 1 stripes, 2 noise, 3 checker), freq, amp, axis
+// per region: kind (0 plain, 1 stripes, 2 noise, 3 checker), frequency, amplitude, axis
+uniform vec4 pattern[6];
 uniform vec3 light_dir;     // towards the light, camera frame
 uniform vec3 light_rgb;
 uniform vec3 ambient;
@@ -100,7 +101,7 @@ void main() {
         m = 1.0 - pat.z * mod(c.x + c.y + c.z, 2.0);
     }
     // fine grain so flat colours do not look like plastic
-    m *= 0.93 + 0.07 * vnoise(v_rest * 60.0);
+    m *= 0.94 + 0.06 * hash(floor(v_rest * 80.0));
     vec3 albedo = base * m;
     vec3 n = normalize(v_normal);
     if (dot(n, v_pos) > 0.0) n = -n;     // two-sided lighting
@@ -179,7 +180,8 @@ class Camera:
         return Camera(self.fx * s, self.fy * s, (self.cx - x0) * s - 0.5,
                       (self.cy - y0) * s - 0.5, res, res)
 
-    def crop_window_uv(self, x0: float, y0: float, side: float) -> tuple[float, float, float, float]:
+    def crop_window_uv(self, x0: float, y0: float, side: float
+                       ) -> tuple[float, float, float, float]:
         """The crop window as (x0, y0, sx, sy) in full-image uv (0..1, y up) for backgrounds."""
         return ((x0 + 0.5) / self.width, 1.0 - (y0 + 0.5 + side) / self.height,
                 side / self.width, side / self.height)
@@ -315,13 +317,19 @@ class Renderer:
         return self.render_views([(camera, window)], meshes, background, light)[0]
 
     def render_views(self, views: list[tuple[Camera, tuple[float, float, float, float]]],
-                     meshes: list[MeshDraw], background: Background, light: Light
-                     ) -> list[RenderResult]:
-        """Render the same meshes for several (camera, window) views, uploading them once."""
+                     meshes: list[MeshDraw], background: Background, light: Light,
+                     subsets: list[list[int]] | None = None) -> list[RenderResult]:
+        """Render the same meshes for several (camera, window) views, uploading them once.
+
+        Args:
+            subsets: per view, indices of the meshes that can appear in it (all when None);
+                skipping the others is only an optimisation, the caller guarantees it is exact.
+        """
         uploaded = [self._upload(m) for m in meshes]
         try:
-            return [self._render_one(cam, win, uploaded, background, light)
-                    for cam, win in views]
+            return [self._render_one(cam, win, uploaded if subsets is None else
+                                     [uploaded[i] for i in subsets[v]], background, light)
+                    for v, (cam, win) in enumerate(views)]
         finally:
             for vao, vbo, ibo, _ in uploaded:
                 vao.release()
@@ -344,7 +352,6 @@ class Renderer:
         bp['noise_freq'].value = float(background.noise_freq)
         bp['offset'].value = tuple(background.offset)
         bp['window'].value = tuple(float(x) for x in window)
-        self._bg_vao.render(self.ctx.TRIANGLE_STRIP)
         p = self.prog
         p['intr'].value = (camera.fx, camera.fy, camera.cx, camera.cy)
         p['size'].value = (float(w), float(h))
@@ -355,6 +362,8 @@ class Renderer:
         for vao, _, _, m in uploaded:
             self._set_material(m)
             vao.render()
+        # background last (at the far plane), so early depth tests skip its hidden fragments
+        self._bg_vao.render(self.ctx.TRIANGLE_STRIP)
         color = np.frombuffer(fbo.read(components=3, attachment=0), np.uint8).reshape(h, w, 3)
         did = np.frombuffer(fbo.read(components=2, attachment=1, dtype='f4'),
                             np.float32).reshape(h, w, 2)

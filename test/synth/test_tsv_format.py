@@ -23,8 +23,8 @@ def test_split_round_trip_by_index_and_key(tmp_path):
     with TSVSplitWriter(tmp_path, 'demo') as w:
         for i in range(5):
             # smooth image so JPEG stays close to the original
-            img = np.full((32 + i, 40, 3), 30 * i, np.uint8) + rng.integers(0, 3, (32 + i, 40, 3),
-                                                                           dtype=np.uint8)
+            noise = rng.integers(0, 3, (32 + i, 40, 3), dtype=np.uint8)
+            img = np.full((32 + i, 40, 3), 30 * i, np.uint8) + noise
             images.append(img)
             w.write(f'key_{i}', img, _labels(i))
     desc = yaml.safe_load((tmp_path / 'demo.yaml').read_text())
