@@ -270,3 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f'{entry.name}: OK {path}')
     return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
