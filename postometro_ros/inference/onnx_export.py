@@ -85,8 +85,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = 17,
     return path
 
 
-def check_onnx(model: nn.Module, path: str | os.PathLike, *, batch_sizes: tuple[int, ...] = (1, 3),
-               return_keypoints_2d: bool = False, seed: int = 0) -> dict[str, float]:
+def check_onnx(model: nn.Module, path: str | os.PathLike, *,
+               batch_sizes: tuple[int, ...] = (1, 3), return_keypoints_2d: bool = False,
+               seed: int = 0) -> dict[str, float]:
     """Run the ONNX file with onnxruntime (CPU) and compare it with PyTorch.
 
     Returns:
@@ -115,7 +116,8 @@ def check_onnx(model: nn.Module, path: str | os.PathLike, *, batch_sizes: tuple[
 
 def main(argv: list[str] | None = None) -> int:
     """``postometro-export-onnx``: export a checkpoint (or a random-init config) and check it."""
-    parser = argparse.ArgumentParser(prog='postometro-export-onnx', description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='postometro-export-onnx',
+                                     description=__doc__.split('\n')[0])
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument('--checkpoint', type=Path, help='our .safetensors checkpoint')
     src.add_argument('--config', help='random-init config name, e.g. postometro_tiny')
