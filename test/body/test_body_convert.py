@@ -137,8 +137,8 @@ class _Evil:
                                        (np.loadtxt, 'loadtxt')])
 def test_pickle_calling_anything_else_is_refused(tmp_path, func, name):
     marker = tmp_path / 'executed'
-    arg = {os.system: f'touch {marker}', eval: f'open({str(marker)!r}, "w")'}.get(func,
-                                                                                 str(marker))
+    commands = {os.system: f'touch {marker}', eval: f'open({str(marker)!r}, "w")'}
+    arg = commands.get(func, str(marker))
     pkl = tmp_path / 'evil.pkl'
     pkl.write_bytes(pickle.dumps({'v_template': _Evil(func, arg)}, protocol=2))
     with pytest.raises(UnsafePickleError, match=name):

@@ -53,8 +53,8 @@ def test_evaluation_mappings_select_the_same_joints():
     # FastMETRO: J24_TO_J14 and H36M_J17_TO_J14 pick the LSP joints; the 14th is 'head'.
     assert [J.J24_NAMES[i] for i in J.J24_TO_J14] == list(J.J14_NAMES)
     assert [J.H36M17_NAMES[i] for i in J.H36M17_TO_J14] == list(J.J14_NAMES)
-    assert J.J24_TO_J14[13] == 18 and J.H36M17_TO_J14 == (3, 2, 1, 4, 5, 6, 16, 15, 14, 11,
-                                                           12, 13, 8, 10)
+    assert J.J24_TO_J14[13] == 18
+    assert J.H36M17_TO_J14 == (3, 2, 1, 4, 5, 6, 16, 15, 14, 11, 12, 13, 8, 10)
     assert [J.J14_NAMES[i] for i in J.J14_PELVIS_PAIR] == ['right_hip', 'left_hip']
 
 
