@@ -41,7 +41,7 @@ from postometro_ros.body.topology import adjacency_from_faces
 LOGGER = logging.getLogger(__name__)
 
 # Bump when the generated arrays change; cached asset directories are then regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / 'models' / 'body' / 'procedural'
 
 # Rest-pose skeleton relative to the pelvis (SMPL joint order, metres).
@@ -168,9 +168,9 @@ class _Shape:
             ('ell', head_c + [0, -0.01, 0.093], np.array([0.012, 0.022, 0.014])),  # nose
         ]
         torso = [
-            ('ell', p[0] + [0, -0.04, -0.01], np.array([0.165, 0.12, 0.115]) * g),
-            ('ell', p[3] + [0, 0.01, 0.02], np.array([0.145, 0.12, 0.10]) * g),
-            ('ell', p[9] + [0, 0.02, 0.01], np.array([0.175, 0.15, 0.11]) * g),
+            ('ell', p[0] + [0, -0.04, -0.015], np.array([0.16, 0.12, 0.115]) * g),
+            ('ell', p[3] + [0, 0.01, 0.02], np.array([0.135, 0.12, 0.095]) * g),
+            ('ell', p[9] + [0, 0.03, 0.01], np.array([0.18, 0.15, 0.11]) * g),
         ]
         return limbs, torso
 
@@ -213,12 +213,31 @@ def _smooth_min(d: np.ndarray, k: float) -> np.ndarray:
     return m - k * np.log(np.exp(-(d - m[:, None]) / k).sum(1))
 
 
+def _bounds(prim: tuple) -> tuple[np.ndarray, np.ndarray]:
+    if prim[0] == 'cap':
+        r = max(prim[3], prim[4])
+        return np.minimum(prim[1], prim[2]) - r, np.maximum(prim[1], prim[2]) + r
+    return prim[1] - prim[2], prim[1] + prim[2]
+
+
 def _sdf(shape: _Shape, cfg: ProceduralConfig, x: np.ndarray) -> np.ndarray:
-    def evaluate(prims: list) -> np.ndarray:
-        return np.stack([_capsule(x, *pr[1:]) if pr[0] == 'cap' else _ellipsoid(x, *pr[1:])
-                         for pr in prims], 1)
-    torso = _smooth_min(evaluate(shape.torso), cfg.torso_blend)
-    return _smooth_min(np.concatenate([evaluate(shape.limbs), torso[:, None]], 1), cfg.blend)
+    # Beyond `far` from a primitive its smooth-min contribution is below exp(-far / blend);
+    # such points only need to know they are far, which saves most distance evaluations.
+    far = 8.0 * cfg.blend
+
+    def evaluate(prims: list, cull: bool) -> np.ndarray:
+        out = np.full((len(x), len(prims)), far if cull else 0.0)
+        for i, pr in enumerate(prims):
+            sel = slice(None)
+            if cull:
+                lo, hi = _bounds(pr)
+                sel = np.flatnonzero(((x > lo - far) & (x < hi + far)).all(1))
+            dist = _capsule if pr[0] == 'cap' else _ellipsoid
+            out[sel, i] = np.minimum(dist(x[sel], *pr[1:]), far if cull else np.inf)
+        return out
+    torso = _smooth_min(evaluate(shape.torso, False), cfg.torso_blend)
+    return _smooth_min(np.concatenate([evaluate(shape.limbs, True), torso[:, None]], 1),
+                       cfg.blend)
 
 
 def _sdf_grad(shape: _Shape, cfg: ProceduralConfig,
@@ -443,6 +462,12 @@ def _shape_dirs(verts: np.ndarray, points: np.ndarray, coords: dict,
 # ----------------------------------------------------------------------------- assembly
 
 
+def _one_hot(index: int, size: int) -> np.ndarray:
+    out = np.zeros(size)
+    out[index] = 1.0
+    return out
+
+
 def generate_procedural_body(cfg: ProceduralConfig = ProceduralConfig()) -> dict:
     """Generate all procedural body arrays.
 
@@ -473,13 +498,13 @@ def generate_procedural_body(cfg: ProceduralConfig = ProceduralConfig()) -> dict
     h36m = np.stack([
         0.5 * (j_reg[1] + j_reg[2]), j_reg[2], j_reg[5], j_reg[8], j_reg[1], j_reg[4], j_reg[7],
         0.5 * (j_reg[3] + j_reg[6]), 0.5 * j_reg[12] + 0.25 * (j_reg[13] + j_reg[14]),
-        np.eye(num_v)[lm['nose']], _point_regressor(verts, head_point, region(12, 15)),
+        _one_hot(lm['nose'], num_v), _point_regressor(verts, head_point, region(12, 15)),
         j_reg[16], j_reg[18], j_reg[20], j_reg[17], j_reg[19], j_reg[21],
     ])
     face_ids = {'nose': lm['nose'], 'left_eye': lm['leye'], 'right_eye': lm['reye'],
                 'left_ear': lm['lear'], 'right_ear': lm['rear']}
     coco = np.stack([j_reg[SMPL24_TO_COCO17[k]] if SMPL24_TO_COCO17[k] >= 0
-                     else np.eye(num_v)[face_ids[name]] for k, name in enumerate(COCO17_NAMES)])
+                     else _one_hot(face_ids[name], num_v) for k, name in enumerate(COCO17_NAMES)])
     t_rig = time.perf_counter()
     topology = build_topology(verts, faces, ratio=cfg.level_ratio, name='procedural')
     t_end = time.perf_counter()

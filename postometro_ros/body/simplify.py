@@ -88,9 +88,9 @@ def simplify_subset(vertices: np.ndarray, faces: np.ndarray, target: int, *,
 
     def cost(u: int, v: int) -> float:
         pu, pv = pos[u], pos[v]
-        q = [x + y for x, y in zip(quad[u], quad[v])]
         d2 = (pu[0] - pv[0]) ** 2 + (pu[1] - pv[1]) ** 2 + (pu[2] - pv[2]) ** 2
-        return _qerr(q, pv) + length_weight * d2
+        # the quadric error is linear in Q: err(Q_u + Q_v) = err(Q_u) + err(Q_v)
+        return _qerr(quad[u], pv) + _qerr(quad[v], pv) + length_weight * d2
 
     heap = []
     for u in range(num_v):
