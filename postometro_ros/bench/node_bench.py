@@ -1,0 +1,332 @@
+# Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
+"""End-to-end latency of the ``postometro`` node: image stamp -> ``~/humans`` received.
+
+The node runs in its own process (``python -m postometro_ros.ros.node``), exactly as users start
+it. This process publishes synthetic frames with exactly 1, 3 or 6 people (``sensor_msgs/Image``
++ ``CameraInfo``, stamped at publish time) and receives ``~/humans`` and ``/diagnostics`` in a
+separate subscriber: the latency is the receive time minus the image stamp (same host clock).
+Frames are sent one at a time (the next one after the previous answer, plus a gap), so the
+numbers contain no queueing. The node is restarted for every people count, so its CPU time
+(``psutil``) and its per-stage means (from ``/diagnostics``; warm-up frames subtracted) belong
+to that count only. Only the light outputs are subscribed (meshes and markers are lazy).
+
+Usage::
+
+    python -m postometro_ros.bench.node_bench --frames 20 --people 1 3 6 \\
+        --out postometro_ros/assets/bench   # prints a Markdown table, writes JSON + PNG
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import json
+import logging
+import os
+from pathlib import Path
+import platform
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_STAGES = ('decode', 'detect', 'crop_hmr', 'place', 'publish')
+
+
+# ------------------------------------------------------------------------------ frames
+
+
+def crowd_frames(num_people: int, count: int, *, seed: int = 0,
+                 image_size: tuple[int, int] = (640, 480)
+                 ) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
+    """Synthetic frames with ``num_people`` people standing side by side, all in view.
+
+    Built from the synthetic world's pieces as ``synth/video.py`` does (fixed camera, no
+    occluders), so the detector sees its usual world. People shuffle slightly between frames.
+
+    Returns:
+        ``(images (H, W, 3) uint8 RGB, K (3, 3), people visible per frame)``.
+    """
+    from postometro_ros.synth import scene as S
+    from postometro_ros.synth.cli import load_assets
+    from postometro_ros.synth.generator import SceneGenerator
+    from postometro_ros.synth.poses import root_orientation, sample_body_pose
+
+    w, h = image_size
+    gen = SceneGenerator(load_assets(), image_size=image_size,
+                         seed=seed, split='train')
+    rng = np.random.default_rng([seed, num_people])
+    cam, _, _ = S.sample_camera(rng, w, h)
+    cam.fx = cam.fy = w / 2 / np.tan(np.deg2rad(55) / 2)
+    cam.cx, cam.cy = (w - 1) / 2, (h - 1) / 2
+    R_cw = S.look_down_rotation(np.deg2rad(8))
+    bg, floor, wall, light = S.sample_background(rng)
+    cfg = S.split_config('train')
+    bases = [S.sample_person(rng, k, cfg, action='walking') for k in range(num_people)]
+    # Two staggered rows; the spacing keeps every person inside the 55 deg field of view.
+    depth = np.where(np.arange(num_people) % 2 == 0, 4.2, 5.6)
+    spread = min(0.42 * num_people, 1.6) if num_people > 1 else 0.0
+    xs = np.linspace(-1.0, 1.0, num_people) * spread
+    images, visible = [], []
+    for f in range(count):
+        people = []
+        for k, base in enumerate(bases):
+            jitter = rng.uniform(-0.08, 0.08, 2)
+            pose = sample_body_pose(np.random.default_rng([seed, k, f]), 'walking',
+                                    rng.uniform(0, 2 * np.pi), noise_deg=0.0)
+            people.append(S.PersonSpec(
+                k, 'walking', pose, base.betas, root_orientation(rng.uniform(-0.6, 0.6)),
+                np.array([xs[k] + jitter[0], -depth[k] + jitter[1]]), base.appearance))
+        world = S.WorldSpec(cam, R_cw, np.array([0.0, 1.6, 0.0]), people, [], bg, floor, wall,
+                            -14.0, light)
+        posed = gen.pose_people(world)
+        world.people = [q.spec for q in posed]
+        scene = gen.render_world(world, posed, f)
+        images.append(scene.image)
+        visible.append(sum(int((p.joints2d_smpl24[:, 2] > 0).sum() >= 4) for p in scene.people))
+    return images, np.asarray(cam.K, np.float64), visible
+
+
+# ------------------------------------------------------------------------------ one run
+
+
+@dataclass
+class RunResult:
+    people: int
+    device: str
+    latencies_ms: list[float]
+    found: list[int]
+    visible: list[int]
+    stages_ms: dict[str, float]
+    node_cpu_percent: float
+    wall_s: float
+
+
+def _start_node(args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
+    cmd = [sys.executable, '-m', 'postometro_ros.ros.node', '--ros-args',
+           '-p', f'checkpoint:={args.checkpoint}', '-p', f'detector:={args.detector}',
+           '-p', f'device:={args.device}', '-p', 'diagnostics_period:=0.5',
+           '-p', f'detection_threshold:={args.threshold}',
+           '-r', 'image:=/bench/image', '-r', 'camera_info:=/bench/camera_info',
+           '--log-level', 'warn']
+    return subprocess.Popen(cmd, stdout=open(log_path, 'w'), stderr=subprocess.STDOUT,
+                            cwd=REPO_ROOT, env=os.environ.copy())
+
+
+def run_once(num_people: int, args: argparse.Namespace, work: Path) -> RunResult:
+    """Start a node, send warm-up + measured frames with ``num_people`` people, stop it."""
+    import psutil
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from diagnostic_msgs.msg import DiagnosticArray
+    from postometro_ros.msg import Human3DArray
+    from postometro_ros.ros.camera_source import camera_info_msg, rgb_to_image_msg
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header
+
+    images, K, visible = crowd_frames(num_people, args.warmup + args.frames, seed=args.seed)
+    proc = _start_node(args, work / f'node_{num_people}.log')
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('node_bench', context=context)
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    pub_img = node.create_publisher(Image, '/bench/image', qos)
+    pub_info = node.create_publisher(CameraInfo, '/bench/camera_info', qos)
+    received: dict[int, tuple[float, int]] = {}
+    diag: list[dict] = []
+    cond = threading.Condition()
+
+    def on_humans(msg):
+        now = time.time()
+        key = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        found = sum(1 for hmn in msg.humans if hmn.track_state != 3)
+        with cond:
+            received[key] = (now, found)
+            cond.notify_all()
+
+    def on_diag(msg):
+        for status in msg.status:
+            if status.name.startswith('postometro'):
+                with cond:
+                    diag.append({kv.key: kv.value for kv in status.values})
+                    cond.notify_all()
+
+    node.create_subscription(Human3DArray, '/postometro/humans', on_humans, 10)
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        # Wait until the node (models loaded) subscribes to the image topic.
+        deadline = time.time() + args.startup_timeout
+        while pub_img.get_subscription_count() == 0:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f'node did not start; see {work}/node_{num_people}.log')
+            time.sleep(0.2)
+        ps = psutil.Process(proc.pid)
+        latencies, found = [], []
+        cpu0 = t0 = None
+        n_warm_diag = None
+        for i, image in enumerate(images):
+            if i == args.warmup:
+                # Diagnostics that count exactly the warm-up frames, then start the clocks.
+                n_warm_diag = _wait_diag(cond, diag, args.warmup, 10.0)
+                cpu0, t0 = sum(ps.cpu_times()[:2]), time.time()
+            stamp = node.get_clock().now()
+            header = Header(stamp=stamp.to_msg(), frame_id='camera_optical_frame')
+            pub_info.publish(camera_info_msg(K, image.shape[1], image.shape[0], header))
+            pub_img.publish(rgb_to_image_msg(image, header))
+            key = stamp.nanoseconds
+            with cond:
+                ok = cond.wait_for(lambda: key in received, timeout=args.frame_timeout)
+            if not ok:
+                logger.warning('%d people: frame %d got no answer', num_people, i)
+                continue
+            if i >= args.warmup:
+                t_recv, n = received[key]
+                latencies.append((t_recv - key * 1e-9) * 1e3)
+                found.append(n)
+            time.sleep(args.gap)
+        wall = time.time() - t0
+        cpu = (sum(ps.cpu_times()[:2]) - cpu0) / wall * 100.0
+        n_total = args.warmup + len(latencies)
+        end_diag = _wait_diag(cond, diag, n_total, 10.0)
+        stages = _stage_means(n_warm_diag, end_diag, args.warmup, n_total)
+        return RunResult(num_people, args.device, latencies, found,
+                         visible[args.warmup:], stages, cpu, wall)
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_diag(cond: threading.Condition, diag: list[dict], processed: int,
+               timeout: float) -> dict:
+    with cond:
+        ok = cond.wait_for(lambda: any(int(d.get('frames_processed', -1)) == processed
+                                       for d in diag), timeout=timeout)
+        if not ok:
+            raise RuntimeError(f'no diagnostics with frames_processed == {processed}')
+        return next(d for d in reversed(diag) if int(d['frames_processed']) == processed)
+
+
+def _stage_means(warm: dict, end: dict, n_warm: int, n_total: int) -> dict[str, float]:
+    """Per-stage means of the measured frames only.
+
+    The node reports running means over its last 50 frames; with ``n_total <= 50`` the mean
+    of frames ``n_warm..n_total`` is ``(n_total * m_end - n_warm * m_warm) / (n_total - n_warm)``.
+    """
+    if n_total > 50:
+        raise ValueError('warm-up + frames must be <= 50 (the node keeps 50 latency samples)')
+    out = {}
+    for key, value in end.items():
+        if key.startswith('latency_') and key.endswith('_ms'):
+            stage = key[len('latency_'):-len('_ms')]
+            m_warm = float(warm.get(key, 0.0)) if n_warm else 0.0
+            out[stage] = (n_total * float(value) - n_warm * m_warm) / (n_total - n_warm)
+    return out
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def markdown_table(results: list[RunResult]) -> str:
+    stage_cols = [s for s in _STAGES if any(s in r.stages_ms for r in results)]
+    head = ('| people (found / visible) | device | e2e median ms | e2e p90 ms | '
+            + ' | '.join(f'{s} ms' for s in stage_cols)
+            + ' | node total ms | node CPU % of one core |')
+    lines = [head, '|' + '---|' * (6 + len(stage_cols))]
+    for r in results:
+        lat = np.asarray(r.latencies_ms)
+        lines.append(
+            f'| {r.people} ({np.mean(r.found):.1f} / {np.mean(r.visible):.1f}) | {r.device} | '
+            f'{np.median(lat):.0f} | {np.percentile(lat, 90):.0f} | '
+            + ' | '.join(f'{r.stages_ms.get(s, float("nan")):.1f}' for s in stage_cols)
+            + f' | {r.stages_ms.get("total", float("nan")):.0f} | {r.node_cpu_percent:.0f} |')
+    return '\n'.join(lines)
+
+
+def plot(results: list[RunResult], path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    x = np.arange(len(results))
+    bottom = np.zeros(len(results))
+    for stage in _STAGES:
+        vals = np.array([r.stages_ms.get(stage, 0.0) for r in results])
+        if vals.any():
+            ax.bar(x - 0.18, vals, 0.34, bottom=bottom, label=f'node: {stage}')
+            bottom += vals
+    med = np.array([np.median(r.latencies_ms) for r in results])
+    p90 = np.array([np.percentile(r.latencies_ms, 90) for r in results])
+    ax.bar(x + 0.18, med, 0.34, color='0.35', label='stamp -> ~/humans received (median)')
+    ax.errorbar(x + 0.18, med, yerr=[np.zeros_like(med), p90 - med], fmt='none', ecolor='k',
+                capsize=4, label='p90')
+    ax.set_xticks(x, [f'{r.people} people\n({r.device})' for r in results])
+    ax.set_ylabel('milliseconds')
+    ax.set_title('postometro node latency (CPU, postometro_tiny + YOLO11 tiny)')
+    ax.legend(fontsize=7, loc='upper left')
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--people', type=int, nargs='+', default=[1, 3, 6])
+    p.add_argument('--frames', type=int, default=20, help='measured frames per people count')
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--gap', type=float, default=0.2, help='seconds between answer and next frame')
+    p.add_argument('--checkpoint',
+                   default=str(REPO_ROOT / 'models' / 'postometro_tiny_synth.safetensors'))
+    p.add_argument('--detector', default=str(REPO_ROOT / 'models' / 'yolo_person_synth.pt'))
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--threshold', type=float, default=0.4)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--startup-timeout', type=float, default=180.0)
+    p.add_argument('--frame-timeout', type=float, default=30.0)
+    p.add_argument('--out', default=str(REPO_ROOT / 'postometro_ros' / 'assets' / 'bench'))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    out = Path(args.out)
+    work = REPO_ROOT / 'runs' / 'node_bench'
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for n in args.people:
+        r = run_once(n, args, work)
+        logger.info('%d people: median %.0f ms, found %.1f / visible %.1f', n,
+                    np.median(r.latencies_ms), np.mean(r.found), np.mean(r.visible))
+        results.append(r)
+    table = markdown_table(results)
+    load = os.getloadavg()
+    meta = {'host': platform.node(), 'cpus': os.cpu_count(), 'loadavg': load,
+            'python': platform.python_version(), 'args': vars(args)}
+    out.mkdir(parents=True, exist_ok=True)
+    plot(results, out / f'node_latency_{args.device.replace(":", "")}.png')
+    (work / f'results_{args.device.replace(":", "")}.json').write_text(json.dumps(
+        {'meta': meta, 'results': [r.__dict__ for r in results]}, indent=1, default=float))
+    print(table)
+    print(f'\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} '
+          f'on {os.cpu_count()} CPUs')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
