@@ -571,6 +571,15 @@ class SceneGenerator:
             return (c == CAUSE_OBJECT).sum() >= 3 and not (c == CAUSE_PERSON).any()
         return (c == CAUSE_PERSON).sum() >= 3 and not (c == CAUSE_OBJECT).any()
 
+    def _may_be_usable(self, cam: Camera, q: _Posed, box: np.ndarray) -> bool:
+        """Cheap pre-check of :meth:`usable` from the projection alone (before rendering)."""
+        if min(box[2] - box[0], box[3] - box[1]) < 16:
+            return False
+        uv = cam.project(q.joints)
+        inside = ((q.joints[:, 2] > 0.05) & (uv[:, 0] > -0.5) & (uv[:, 0] < cam.width - 0.5)
+                  & (uv[:, 1] > -0.5) & (uv[:, 1] < cam.height - 0.5))
+        return inside.sum() >= 8 and (self.split == 'train' or inside.all())
+
     def sample_crops(self, index: int, jpeg_ready: bool = False) -> list[CropSample]:
         """Person crops of frame ``index`` (only people usable under the split's rules)."""
         world, posed = self.build_world(index)
@@ -586,7 +595,8 @@ class SceneGenerator:
                 uv = cam.project(v)
                 boxes.append(np.concatenate([uv.min(0), uv.max(0)]))
         geo, views, subsets = [], [], []
-        for k in range(len(posed)):
+        cand = [k for k, q in enumerate(posed) if self._may_be_usable(cam, q, clip[k])]
+        for k in cand:
             center, scale, x0, y0, win = self.crop_geometry(clip[k])
             # render at the frame's own pixel density (at most crop_res): a crop of a small
             # person is as blurry as it would be when cut out of the frame
@@ -600,13 +610,14 @@ class SceneGenerator:
         bufs = self.renderer.render_views(views, draws, world.background, self._light(world),
                                           subsets)
         out = []
-        for k, q in enumerate(posed):
-            center, scale, x0, y0, win, ccam = geo[k]
-            lab = self._person_labels(k, q, cam, bufs[k], ccam, full[k], clip[k],
+        for n, k in enumerate(cand):
+            q = posed[k]
+            center, scale, x0, y0, win, ccam = geo[n]
+            lab = self._person_labels(k, q, cam, bufs[n], ccam, full[k], clip[k],
                                       self._points(q))
             if not self.usable(lab):
                 continue
-            img = self._finish_crop(bufs[k].color, x0, y0, win, cam)
+            img = self._finish_crop(bufs[n].color, x0, y0, win, cam)
             full_cam = cam.crop(x0, y0, win, self.crop_res)
             out.append(CropSample(f'{self.split}_{self.seed}_{index:07d}_{k}', img,
                                   self._metro_labels(lab, full_cam, cam, center, scale, x0, y0,
