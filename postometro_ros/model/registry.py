@@ -80,23 +80,31 @@ class RegistryEntry:
             raise ValueError(f'{self.name}: sha256 must have 64 hex digits')
 
 
-def default_registry_dir() -> Path:
-    """``$POSTOMETRO_REGISTRY``, else the source tree's ``models/registry``, else the install."""
-    env = os.environ.get('POSTOMETRO_REGISTRY')
-    if env:
-        return Path(env)
-    source_tree = Path(__file__).resolve().parents[2] / 'models' / 'registry'
-    if source_tree.is_dir():
-        return source_tree
-    return Path(sys.prefix) / 'share' / 'postometro_ros' / 'models' / 'registry'
+def _installed_models_dir() -> Path | None:
+    """``share/postometro_ros/models`` of a colcon/ament install, if there is one."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory('postometro_ros')) / 'models'
+    except (ImportError, LookupError, ValueError):
+        return None
 
 
 def default_models_dir() -> Path:
-    """``$POSTOMETRO_MODELS``, else the source tree's ``models/`` directory."""
+    """``$POSTOMETRO_MODELS``, else the source tree's ``models/``, else the installed share."""
     env = os.environ.get('POSTOMETRO_MODELS')
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / 'models'
+    source_tree = Path(__file__).resolve().parents[2] / 'models'
+    if (source_tree / 'registry').is_dir():
+        return source_tree
+    return _installed_models_dir() or Path(sys.prefix) / 'share' / 'postometro_ros' / 'models'
+
+
+def default_registry_dir() -> Path:
+    """``$POSTOMETRO_REGISTRY``, else ``<models dir>/registry``."""
+    env = os.environ.get('POSTOMETRO_REGISTRY')
+    return Path(env) if env else default_models_dir() / 'registry'
 
 
 def load_registry(registry_dir: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
