@@ -542,7 +542,7 @@ def write_procedural_assets(out_dir: str | Path,
     tmp = f'.tmp{os.getpid()}'
     files = {}
     with open(out_dir / f'body_model.npz{tmp}', 'wb') as fh:
-        np.savez(fh, **gen['body'])
+        np.savez_compressed(fh, **gen['body'])  # posedirs are zeros: 27 MB -> almost nothing
     files['body_model.npz'] = out_dir / f'body_model.npz{tmp}'
     files['topology.npz'] = gen['topology'].save(out_dir / f'topology.npz{tmp}')
     with open(out_dir / f'regressors.npz{tmp}', 'wb') as fh:
