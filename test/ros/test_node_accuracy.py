@@ -1,0 +1,139 @@
+# Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
+"""The node with the demo models on a synthetic video with ground truth (own process, DDS).
+
+Checks the number of people, track-id stability while a person stays in view, and the placed
+3D joints against ground truth: mean joint error <= the checkpoint's offline MPJPE + 10% of the
+ground-truth distance from the camera (the focal-length placement's depth is only as good as the
+body-size prior). Skips, naming the file, while the demo checkpoint or detector is missing.
+"""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from postometro_ros.msg import Human3D
+
+from ros_node_harness import NodeProcess, Probe, REPO_ROOT, rgb8_image
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+CHECKPOINT = REPO_ROOT / 'models' / 'postometro_tiny_synth.safetensors'
+DETECTOR = REPO_ROOT / 'models' / 'yolo_person_synth.pt'
+NUM_FRAMES = 24
+IMAGE_SIZE = (640, 480)
+
+
+def offline_mpjpe_mm(path: Path) -> float:
+    from postometro_ros.model.checkpoint import read_checkpoint
+    metrics = read_checkpoint(path)[1].provenance.get('metrics', {})
+    if 'mpjpe_mm' not in metrics:
+        pytest.skip(f'{path} carries no provenance metrics.mpjpe_mm (offline error)')
+    return float(metrics['mpjpe_mm'])
+
+
+@pytest.fixture(scope='module')
+def video(tmp_path_factory) -> Path:
+    for path in (CHECKPOINT, DETECTOR):
+        if not path.is_file():
+            pytest.skip(f'demo model missing: {path}')
+    from postometro_ros.synth.video import make_video
+    out = tmp_path_factory.mktemp('node_video')
+    make_video(out, num_frames=NUM_FRAMES, seed=5, image_size=IMAGE_SIZE, num_people=3)
+    return out
+
+
+@pytest.fixture(scope='module')
+def run(video, tmp_path_factory):
+    """Feed every frame (waiting for each result, so none is dropped); collect the outputs."""
+    info = json.loads((video / 'camera_info.json').read_text())
+    probe = Probe()
+    process = NodeProcess([
+        '-p', f'checkpoint:={CHECKPOINT}', '-p', f'detector:={DETECTOR}', '-p', 'device:=cpu',
+        '-p', 'diagnostics_period:=0.5',
+    ], tmp_path_factory.mktemp('node_log') / 'node_accuracy.log')
+    results = []
+    try:
+        probe.wait_ready(process)
+        k = np.asarray(info['K'])
+        probe.send_camera_info(info['width'], info['height'], float(k[0, 0]))
+        probe.spin_until(lambda: False, 1.0)
+        for f in range(NUM_FRAMES):
+            bgr = cv2.imread(str(video / 'frames' / f'{f:06d}.png'))
+            gt = json.loads((video / 'gt' / f'{f:06d}.json').read_text())
+            out = probe.send(rgb8_image(bgr[..., ::-1], probe.header()))
+            results.append((gt, out))
+    finally:
+        probe.close()
+        assert process.stop() == 0, process.log()
+    return results
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match(gt_people: list[dict], humans: list) -> list[tuple[dict, object]]:
+    """Hungarian matching on box IoU (>= 0.5)."""
+    if not gt_people or not humans:
+        return []
+    cost = np.array([[1.0 - iou(np.asarray(g['box_xyxy']), np.asarray(h.box_xyxy))
+                      for h in humans] for g in gt_people])
+    rows, cols = linear_sum_assignment(cost)
+    return [(gt_people[r], humans[c]) for r, c in zip(rows, cols) if cost[r, c] <= 0.5]
+
+
+def fully_visible(person: dict) -> bool:
+    x1, y1, x2, y2 = person['box_xyxy']
+    w, h = IMAGE_SIZE
+    return x1 > 4 and y1 > 4 and x2 < w - 5 and y2 < h - 5 and (y2 - y1) > 60
+
+
+def observed(out) -> list:
+    return [h for h in out.humans if h.track_state != Human3D.TRACK_LOST]
+
+
+def test_outputs_carry_the_input_header(run):
+    for gt, out in run:
+        assert out.header.frame_id == 'test_camera_optical' and out.skeleton == 'j14'
+
+
+def test_number_of_people(run):
+    frames = [(gt, out) for gt, out in run
+              if gt['people'] and all(fully_visible(p) for p in gt['people'])]
+    assert len(frames) >= NUM_FRAMES // 3, 'video has too few fully visible frames'
+    exact = sum(len(observed(out)) == len(gt['people']) for gt, out in frames)
+    assert exact >= 0.9 * len(frames), f'{exact}/{len(frames)} frames with the right count'
+
+
+def test_ids_stable_while_in_view(run):
+    ids: dict[int, list[str]] = {}
+    for gt, out in run:
+        for person, human in match(gt['people'], observed(out)):
+            ids.setdefault(person['track_id'], []).append(human.id)
+    assert ids
+    for track, seen in ids.items():
+        assert all(seen), 'tracking is on: every person has an id'
+        switches = sum(a != b for a, b in zip(seen, seen[1:]))
+        assert switches == 0, f'GT track {track}: published ids {seen}'
+
+
+def test_placed_joints_within_offline_error(run):
+    offline_m = offline_mpjpe_mm(CHECKPOINT) / 1000.0
+    errors, distances = [], []
+    for gt, out in run:
+        for person, human in match(gt['people'], observed(out)):
+            assert human.translation_source == Human3D.TRANSLATION_FOCAL
+            joints = np.frombuffer(human.joints_3d, np.float32).reshape(-1, 3)
+            truth = np.asarray(person['joints3d_j14'])
+            errors.append(np.linalg.norm(joints - truth, axis=1).mean())
+            distances.append(np.linalg.norm(truth, axis=1).mean())
+    assert len(errors) >= NUM_FRAMES, 'too few matched people'
+    error, bound = float(np.mean(errors)), offline_m + 0.10 * float(np.mean(distances))
+    assert error <= bound, f'mean joint error {error:.3f} m > bound {bound:.3f} m'
