@@ -1,6 +1,7 @@
 # Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
 """SMPL / METRO file conversion: chumpy-style pickles, refusal of code, error messages."""
 
+import io
 import os
 import pickle
 import sys
@@ -16,7 +17,8 @@ from postometro_ros.body import cli
 from postometro_ros.body.body_model import load_body_assets
 from postometro_ros.body.smpl_convert import (AssetFileError, UnsafePickleError,
                                               convert_smpl_assets, convert_smpl_pickle,
-                                              load_h36m_regressor, load_smpl_pickle)
+                                              load_h36m_regressor, load_smpl_pickle,
+                                              RestrictedUnpickler, restricted_loads)
 from postometro_ros.body.topology import MeshTopology
 
 _FAKE_CHUMPY = {
@@ -122,6 +124,31 @@ def test_converted_smpl_format_dir_passes_the_same_checks(tmp_path, monkeypatch,
                     topo_p.upsample + topo_p.downsample + topo_p.adjacency):
         assert (a != b).nnz == 0
     np.testing.assert_allclose(assets.j14_regressor, procedural_assets.j14_regressor)
+    # The stand-alone topology converter gives the same matrices.
+    out = tmp_path / 'topology.npz'
+    assert cli.main(['convert-metro-topology', '--npz', str(metro), '--out', str(out)]) == 0
+    assert MeshTopology.load(out).fingerprint() == topo_c.fingerprint()
+
+
+@pytest.mark.parametrize('fmt', ['csr', 'csc', 'coo'])
+def test_sparse_pickles_of_old_and_new_scipy_load(fmt):
+    rng = np.random.default_rng(0)
+    dense = rng.random((7, 5)) * (rng.random((7, 5)) > 0.5)
+    mat = sp.csr_matrix(dense).asformat(fmt)
+    raw = pickle.dumps(mat, protocol=0)
+    # Files written by old scipy name the public modules (scipy.sparse.csr, ...).
+    old = raw.replace(type(mat).__module__.encode(), f'scipy.sparse.{fmt}'.encode())
+    assert old != raw
+    for data in (raw, old):
+        loaded = restricted_loads(data).to_scipy()
+        assert loaded.format == fmt
+        np.testing.assert_array_equal(loaded.toarray(), dense)
+    if fmt == 'coo':  # old coo state: row/col and '_shape' instead of coords
+        coo = sp.coo_matrix(dense)
+        standin = RestrictedUnpickler(io.BytesIO()).find_class('scipy.sparse.coo', 'coo_matrix')()
+        standin.__setstate__({'_shape': coo.shape, 'data': coo.data, 'row': coo.row,
+                              'col': coo.col, 'maxprint': 50})
+        np.testing.assert_array_equal(standin.to_scipy().toarray(), dense)
 
 
 class _Evil:
