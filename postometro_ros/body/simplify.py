@@ -190,7 +190,7 @@ def closest_points_on_triangles(points: np.ndarray, tris: np.ndarray) -> tuple[n
     best_d = np.where(inside, ((points - np.einsum('nk,nkd->nd', bary, tris)) ** 2).sum(1),
                       np.inf)
     # Outside: the closest point lies on one of the three edges.
-    for i, j, k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+    for i, j in ((0, 1), (1, 2), (2, 0)):
         p0, p1 = tris[:, i], tris[:, j]
         e = p1 - p0
         t = np.clip(((points - p0) * e).sum(1) / np.maximum((e * e).sum(1), 1e-20), 0, 1)
@@ -202,7 +202,6 @@ def closest_points_on_triangles(points: np.ndarray, tris: np.ndarray) -> tuple[n
         cand[:, j] = t
         best = np.where(better[:, None], cand, best)
         best_d = np.where(better, d, best_d)
-        del k
     return best, best_d
 
 

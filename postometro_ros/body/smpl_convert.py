@@ -232,12 +232,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def read_npy_restricted(raw: bytes, *, what: str = 'array') -> Any:
+def read_npy_restricted(raw: bytes) -> Any:
     """Read one ``.npy`` payload; object arrays are unpickled with the restricted unpickler.
 
     Args:
         raw: the bytes of a ``.npy`` file (e.g. one member of an ``.npz``).
-        what: name used in error messages.
 
     Returns:
         A numpy array for plain dtypes; for object arrays a list of the (converted) elements.
@@ -274,7 +273,7 @@ def read_npz_restricted(path: str | Path, keys: tuple[str, ...]) -> dict[str, An
         for key in keys:
             if key not in names:
                 raise AssetFileError(f'{path}: missing array {key!r} (has {sorted(names)})')
-            out[key] = read_npy_restricted(zf.read(names[key]), what=key)
+            out[key] = read_npy_restricted(zf.read(names[key]))
     return out
 
 
