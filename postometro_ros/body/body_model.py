@@ -68,7 +68,8 @@ def load_body_model(npz_path: str | Path, device: str = 'cpu', **smpl_kwargs):
         smpl_kwargs['vertex_ids'] = {
             str(n): int(i) for n, i in zip(arrays['landmark_names'],
                                            arrays['landmark_vertices'])}
-    smpl_kwargs.setdefault('num_betas', arrays['shapedirs'].shape[-1])
+    # Labels and networks use 10 betas; SMPL 1.1 files carry 300 shape directions.
+    smpl_kwargs.setdefault('num_betas', min(10, arrays['shapedirs'].shape[-1]))
     struct = smplx.utils.Struct(**arrays)
     # smplx prints a warning about 10 shape coefficients to stdout; keep it out of CLI output.
     buf = io.StringIO()
