@@ -17,7 +17,7 @@ from torch import nn
 
 from postometro_ros.model.config import SwinV2Config
 
-__all__ = ['SwinV2', 'WindowAttention', 'SwinBlock', 'PatchMerging']
+__all__ = ['SwinV2', 'WindowAttention', 'SwinBlock', 'PatchMerging', 'shifted_window_mask']
 
 
 class DropPath(nn.Module):
@@ -128,6 +128,25 @@ def _window_reverse(windows: torch.Tensor, w: int, h: int, wd: int) -> torch.Ten
     return x.reshape(-1, h, wd, c)
 
 
+def shifted_window_mask(h: int, w: int, window: int, shift: int,
+                        device: torch.device | None = None) -> torch.Tensor:
+    """Additive ``(nW, window^2, window^2)`` mask for cyclically shifted windows.
+
+    After the roll by ``-shift``, windows at the bottom/right border hold tokens from up to
+    four image regions that were not adjacent; pairs from different regions get -100.
+    """
+    hp, wp = math.ceil(h / window) * window, math.ceil(w / window) * window
+    img = torch.zeros(1, hp, wp, 1, device=device)
+    cnt = 0
+    for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+        for ws in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+            img[:, hs, ws, :] = cnt
+            cnt += 1
+    regions = _window_partition(img, window).squeeze(-1)                   # (nW, w*w)
+    diff = regions.unsqueeze(1) - regions.unsqueeze(2)
+    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
+
+
 class SwinBlock(nn.Module):
     """Post-norm Swin block: ``x + LN(attn(x))`` then ``x + LN(mlp(x))``.
 
@@ -208,22 +227,10 @@ class _Stage(nn.Module):
             for i in range(depth))
         self.downsample = PatchMerging(dim, cfg.norm_eps) if downsample else None
 
-    def _shift_mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
-        """``(nW, w*w, w*w)`` additive mask (-100 between tokens from different regions)."""
-        win, s = self.window, self.shift
-        hp, wp = math.ceil(h / win) * win, math.ceil(w / win) * win
-        img = torch.zeros(1, hp, wp, 1, device=device)
-        cnt = 0
-        for hs in (slice(0, -win), slice(-win, -s), slice(-s, None)):
-            for ws in (slice(0, -win), slice(-win, -s), slice(-s, None)):
-                img[:, hs, ws, :] = cnt
-                cnt += 1
-        regions = _window_partition(img, win).squeeze(-1)                  # (nW, w*w)
-        diff = regions.unsqueeze(1) - regions.unsqueeze(2)
-        return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
-
     def forward(self, x: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = self._shift_mask(h, w, x.device) if any(b.shift for b in self.blocks) else None
+        mask = None
+        if any(b.shift for b in self.blocks):
+            mask = shifted_window_mask(h, w, self.window, self.shift, x.device)
         for blk in self.blocks:
             x = blk(x, h, w, mask)
         down = self.downsample(x, h, w) if self.downsample is not None else x
