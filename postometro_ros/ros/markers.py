@@ -388,7 +388,7 @@ class MeshMarkerEncoder:
         struct.pack_into('<I', buf, 8, len(items))
         sec, nsec = int(header.stamp.sec), int(header.stamp.nanosec)
         n = self.num_points
-        end = 8  # absolute end of what is written so far
+        end = 12  # absolute end of what is written so far (header and length)
         for pos, t, (ident, vertices, rgb) in layout:
             offset = 8 + pos
             buf[end:offset] = bytes(offset - end)  # inter-marker alignment padding
