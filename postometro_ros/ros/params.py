@@ -47,7 +47,7 @@ class ParamSpec:
         if self.low is not None:
             return f'range [{self.low}, {self.high}]'
         if self.pattern is not None:
-            return f'matches {self.pattern.pattern}'
+            return 'auto, cpu, cuda or cuda:N'
         return ''
 
     def descriptor(self) -> ParameterDescriptor:
@@ -70,8 +70,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               'PostoMETRO checkpoint (.safetensors written by save_checkpoint). Relative paths '
               'are tried against the working directory, then the package root.', read_only=True),
     ParamSpec('body_assets', '',
-              'Body-asset directory (body_model.npz, topology.npz, regressors.npz). Empty: '
-              'the generated procedural assets in models/body/procedural.', read_only=True),
+              'Body-asset directory (body_model.npz, topology.npz, regressors.npz) whose mesh '
+              'topology replaces the one stored in the checkpoint. Empty: the checkpoint\'s '
+              'own topology.', read_only=True),
     ParamSpec('detector', 'models/yolo_person_synth.pt',
               'Ultralytics YOLO person detector (.pt weights, or a model .yaml for an '
               'untrained network).', read_only=True),
