@@ -4,7 +4,8 @@
 Checks the number of people, track-id stability while a person stays in view, and the placed
 3D joints against ground truth: mean joint error <= the checkpoint's offline MPJPE + 10% of the
 ground-truth distance from the camera (the focal-length placement's depth is only as good as the
-body-size prior). Skips, naming the file, while the demo checkpoint or detector is missing.
+body-size prior). Counting and tracking need only the demo detector: until the demo checkpoint
+exists they run with an untrained network, and the accuracy test skips naming the missing file.
 """
 import json
 from pathlib import Path
@@ -36,9 +37,8 @@ def offline_mpjpe_mm(path: Path) -> float:
 
 @pytest.fixture(scope='module')
 def video(tmp_path_factory) -> Path:
-    for path in (CHECKPOINT, DETECTOR):
-        if not path.is_file():
-            pytest.skip(f'demo model missing: {path}')
+    if not DETECTOR.is_file():
+        pytest.skip(f'demo detector missing: {DETECTOR}')
     from postometro_ros.synth.video import make_video
     out = tmp_path_factory.mktemp('node_video')
     make_video(out, num_frames=NUM_FRAMES, seed=5, image_size=IMAGE_SIZE, num_people=3)
@@ -46,12 +46,13 @@ def video(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope='module')
-def run(video, tmp_path_factory):
+def run(video, tmp_path_factory, untrained_checkpoint):
     """Feed every frame (waiting for each result, so none is dropped); collect the outputs."""
     info = json.loads((video / 'camera_info.json').read_text())
+    checkpoint = CHECKPOINT if CHECKPOINT.is_file() else untrained_checkpoint
     probe = Probe()
     process = NodeProcess([
-        '-p', f'checkpoint:={CHECKPOINT}', '-p', f'detector:={DETECTOR}', '-p', 'device:=cpu',
+        '-p', f'checkpoint:={checkpoint}', '-p', f'detector:={DETECTOR}', '-p', 'device:=cpu',
         '-p', 'diagnostics_period:=0.5',
     ], tmp_path_factory.mktemp('node_log') / 'node_accuracy.log')
     results = []
@@ -125,6 +126,8 @@ def test_ids_stable_while_in_view(run):
 
 
 def test_placed_joints_within_offline_error(run):
+    if not CHECKPOINT.is_file():
+        pytest.skip(f'demo checkpoint missing: {CHECKPOINT}')
     offline_m = offline_mpjpe_mm(CHECKPOINT) / 1000.0
     errors, distances = [], []
     for gt, out in run:
