@@ -4,8 +4,9 @@ world or an OpenCV camera device.
 
 Sources (parameter ``source``):
 
-* ``synth`` or ``synth:<frames>:<seed>``: the synthetic video of this project (several people
-  walking, occluding each other and objects), rendered on first use into ``synth_cache_dir``;
+* ``synth`` or ``synth:<frames>:<seed>``: the synthetic video of this project (five people
+  walking, occluding each other and a pillar; 36 frames by default), rendered on first use into
+  ``synth_cache_dir``;
 * a directory written by ``postometro_ros.synth.video.make_video`` (frames + per-frame ground
   truth with intrinsics), or any folder of images (sorted by name);
 * a video file (anything OpenCV reads);
@@ -115,21 +116,25 @@ def iter_device(index: int) -> Iterator[Frame]:
         cap.release()
 
 
-def synth_video_dir(num_frames: int = 48, seed: int = 0,
-                    cache_dir: str | os.PathLike = DEFAULT_SYNTH_CACHE) -> Path:
+def synth_video_dir(num_frames: int = 36, seed: int = 0,
+                    cache_dir: str | os.PathLike = DEFAULT_SYNTH_CACHE, *, fps: float = 6.0,
+                    num_people: int = 5) -> Path:
     """Directory of the synthetic demo video, rendered once and cached.
 
     Args:
         num_frames: video length.
         seed: scene seed.
-        cache_dir: where rendered videos are kept (one sub-directory per (frames, seed)).
+        cache_dir: where rendered videos are kept (one sub-directory per setting).
+        fps: frame rate of the rendered motion; a low rate lets people cross the view within
+            a short video (rendering costs about half a second per frame on a CPU).
+        num_people: people walking through the scene.
     """
     from postometro_ros.synth.video import make_video
-    out = Path(cache_dir) / f'synth_{num_frames}f_seed{seed}'
+    out = Path(cache_dir) / f'synth_{num_frames}f_seed{seed}_{fps:g}fps_{num_people}p'
     marker = out / '.complete'
     if not marker.is_file():
         t0 = time.perf_counter()
-        make_video(out, num_frames=num_frames, seed=seed)
+        make_video(out, num_frames=num_frames, seed=seed, fps=fps, num_people=num_people)
         marker.write_text('ok\n')
         logger.info('rendered the synthetic video into %s in %.1f s', out,
                     time.perf_counter() - t0)
@@ -160,7 +165,7 @@ def open_source(source: str, *, synth_cache_dir: str | os.PathLike = DEFAULT_SYN
     """Frame iterator for a ``source`` string (see the module docstring)."""
     if source.startswith('synth'):
         parts = source.split(':')
-        frames = int(parts[1]) if len(parts) > 1 and parts[1] else 48
+        frames = int(parts[1]) if len(parts) > 1 and parts[1] else 36
         seed = int(parts[2]) if len(parts) > 2 and parts[2] else 0
         return iter_synth_video(synth_video_dir(frames, seed, synth_cache_dir))
     if source.startswith('device:') or source.isdigit():
