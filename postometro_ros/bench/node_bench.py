@@ -41,16 +41,29 @@ _STAGES = ('decode', 'detect', 'crop_hmr', 'place', 'publish')
 # ------------------------------------------------------------------------------ frames
 
 
+@dataclass
+class CrowdFrames:
+    """Synthetic frames with a known number of people.
+
+    Attributes:
+        images: (H, W, 3) uint8 RGB frames.
+        K: (3, 3) intrinsics.
+        visible: people with at least 4 of 24 joints visible, per frame.
+        people: per frame, ``PersonLabel`` objects of the synthetic world (boxes, 3D joints).
+    """
+
+    images: list[np.ndarray]
+    K: np.ndarray
+    visible: list[int]
+    people: list[list]
+
+
 def crowd_frames(num_people: int, count: int, *, seed: int = 0,
-                 image_size: tuple[int, int] = (640, 480)
-                 ) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
-    """Synthetic frames with ``num_people`` people standing side by side, all in view.
+                 image_size: tuple[int, int] = (640, 480)) -> CrowdFrames:
+    """Synthetic frames with ``num_people`` people walking side by side, all in view.
 
     Built from the synthetic world's pieces as ``synth/video.py`` does (fixed camera, no
     occluders), so the detector sees its usual world. People shuffle slightly between frames.
-
-    Returns:
-        ``(images (H, W, 3) uint8 RGB, K (3, 3), people visible per frame)``.
     """
     from postometro_ros.synth import scene as S
     from postometro_ros.synth.cli import load_assets
@@ -72,7 +85,7 @@ def crowd_frames(num_people: int, count: int, *, seed: int = 0,
     depth = np.where(np.arange(num_people) % 2 == 0, 4.2, 5.6)
     spread = min(0.42 * num_people, 1.6) if num_people > 1 else 0.0
     xs = np.linspace(-1.0, 1.0, num_people) * spread
-    images, visible = [], []
+    images, visible, labels = [], [], []
     for f in range(count):
         people = []
         for k, base in enumerate(bases):
@@ -89,7 +102,8 @@ def crowd_frames(num_people: int, count: int, *, seed: int = 0,
         scene = gen.render_world(world, posed, f)
         images.append(scene.image)
         visible.append(sum(int((p.joints2d_smpl24[:, 2] > 0).sum() >= 4) for p in scene.people))
-    return images, np.asarray(cam.K, np.float64), visible
+        labels.append(scene.people)
+    return CrowdFrames(images, np.asarray(cam.K, np.float64), visible, labels)
 
 
 # ------------------------------------------------------------------------------ one run
@@ -131,7 +145,8 @@ def run_once(num_people: int, args: argparse.Namespace, work: Path) -> RunResult
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
-    images, K, visible = crowd_frames(num_people, args.warmup + args.frames, seed=args.seed)
+    crowd = crowd_frames(num_people, args.warmup + args.frames, seed=args.seed)
+    images, K, visible = crowd.images, crowd.K, crowd.visible
     proc = _start_node(args, work / f'node_{num_people}.log')
     context = rclpy.Context()
     rclpy.init(context=context)

@@ -36,6 +36,7 @@ DEFAULT_OUT = REPO_ROOT / 'outputs' / 'demo'
 DEFAULT_CHECKPOINT = REPO_ROOT / 'models' / 'postometro_tiny_synth.safetensors'
 DEFAULT_DETECTOR = REPO_ROOT / 'models' / 'yolo_person_synth.pt'
 UNTRAINED_CONFIG = 'postometro_tiny'
+DEFAULT_SYNTH_CACHE = REPO_ROOT / 'outputs' / 'synth_video_cache'
 NODE_NS = '/postometro'
 # Output topics recorded into the MCAP file (relative to the node) and their types.
 _RECORDED = {
@@ -200,7 +201,7 @@ def _warm_up(args: argparse.Namespace, rec_node, collected: _Collected, *,
     if args.source.startswith('device:') or args.source.isdigit():
         image, K = np.full((480, 640, 3), 128, np.uint8), None
     else:
-        first = next(open_source(args.source))
+        first = next(open_source(args.source, synth_cache_dir=args.synth_cache))
         image, K = first.image, first.K
     if K is None:
         K = guess_intrinsics(image.shape[1], image.shape[0], 60.0)
@@ -259,7 +260,8 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
             Parameter('source', value=args.source), Parameter('rate', value=float(args.rate)),
             Parameter('max_frames', value=int(args.frames)),
             Parameter('frame_id', value='camera_optical_frame'),
-            Parameter('reliability', value='reliable')])
+            Parameter('reliability', value='reliable'),
+            Parameter('synth_cache_dir', value=str(args.synth_cache))])
 
         def on_frame(frame, header):
             with collected.lock:
@@ -532,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--mesh-level', default='intermediate',
                    choices=('fine', 'intermediate', 'coarse'))
     p.add_argument('--out', default=str(DEFAULT_OUT))
+    p.add_argument('--synth-cache', default=str(DEFAULT_SYNTH_CACHE),
+                   help='where the rendered synthetic video is cached')
     p.add_argument('--snapshots', type=int, default=3)
     p.add_argument('--timeout', type=float, default=150.0, help='max seconds for the graph')
     p.add_argument('--drain', type=float, default=4.0,
@@ -556,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         from postometro_ros.ros.camera_source import synth_video_dir
         parts = args.source.split(':')
         synth_video_dir(int(parts[1]) if len(parts) > 1 and parts[1] else 36,
-                        int(parts[2]) if len(parts) > 2 and parts[2] else 0)
+                        int(parts[2]) if len(parts) > 2 and parts[2] else 0,
+                        args.synth_cache)
     checkpoint, trained = ensure_checkpoint(Path(args.checkpoint), out)
     if not trained:
         print(f'NOTE: {args.checkpoint} not found; running an UNTRAINED {UNTRAINED_CONFIG} '
