@@ -114,9 +114,9 @@ class PostometroNode(Node):
         self._tracks = conversions.TrackBook()
         self._last_mesh_markers = -float('inf')
 
-        # Camera intrinsics: latest valid CameraInfo (written by the executor, read by the worker).
-        self._camera_k: np.ndarray | None = None
-        self._camera_size: tuple[int, int] | None = None
+        # Latest valid CameraInfo as one (K, (width, height)) tuple: written by the executor
+        # thread, read by the worker, so it is replaced whole, never field by field.
+        self._camera: tuple[np.ndarray, tuple[int, int]] | None = None
         self._warned_no_camera_info = False
         self._warned_camera_size = False
 
@@ -133,10 +133,11 @@ class PostometroNode(Node):
         self._worker = threading.Thread(target=self._worker_loop, name='postometro_worker',
                                         daemon=True)
         self._worker.start()
+        qos = self._image_sub.qos_profile  # effective, after any qos_overrides parameters
         self.get_logger().info(
-            f'ready: model {self._pipeline.model_name} on {self._pipeline.device}, input '
-            f'{self._image_topic} ({self.params.image_reliability}, depth '
-            f'{self.params.image_qos_depth}), outputs on {self.get_fully_qualified_name()}/*')
+            f'ready: model {self._pipeline.model_name} on {self._pipeline.device}; input '
+            f'{self._image_topic} ({qos.reliability.name.lower()}, depth {qos.depth}); '
+            f'outputs under {self.get_fully_qualified_name()}/')
 
     # ----------------------------------------------------------------------------- set-up
 
@@ -231,8 +232,7 @@ class PostometroNode(Node):
             self._warn('camera_info', 'CameraInfo without usable intrinsics (fx, fy must be '
                        'positive and finite); ignoring it')
             return
-        self._camera_k = k
-        self._camera_size = (int(msg.width), int(msg.height))
+        self._camera = (k, (int(msg.width), int(msg.height)))
 
     def _offer(self, msg: Any, compressed: bool) -> None:
         self._stats.on_input(time.monotonic())
@@ -288,16 +288,17 @@ class PostometroNode(Node):
                                  k is not None)
 
     def _intrinsics_for(self, width: int, height: int) -> np.ndarray | None:
-        k, size = self._camera_k, self._camera_size
-        if k is None:
+        camera = self._camera
+        if camera is None:
             if not self._warned_no_camera_info:
                 self._warned_no_camera_info = True
                 self.get_logger().warning(
                     f'no CameraInfo on {self._info_sub.topic_name} yet: people are published '
                     'root-relative (translation_source = TRANSLATION_NONE)')
             return None
+        k, size = camera
         # Intrinsics of another resolution would misplace everyone; 0x0 means "not given".
-        if size is not None and size != (0, 0) and size != (width, height):
+        if size != (0, 0) and size != (width, height):
             if not self._warned_camera_size:
                 self._warned_camera_size = True
                 self.get_logger().warning(
