@@ -131,17 +131,20 @@ class Probe:
         self.params = AsyncParameterClient(n, NODE)
 
     # ------------------------------------------------------------------ optional outputs
-    def subscribe_heavy(self) -> None:
-        """Subscribe to the outputs the node only computes while someone listens."""
-        n, out = self.node, QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
-        self._subs['meshes'] = n.create_subscription(
-            HumanMeshArray, f'{NODE}/meshes', self.meshes.append, out)
-        self._subs['markers'] = n.create_subscription(
-            MarkerArray, f'{NODE}/markers', self.markers.append, out)
-        self._subs['mesh_markers'] = n.create_subscription(
-            MarkerArray, f'{NODE}/mesh_markers', self.mesh_markers_raw.append, out, raw=True)
-        self._subs['debug'] = n.create_subscription(
-            Image, f'{NODE}/debug_image', self.debug_images.append, out)
+    def subscribe_heavy(self, names: tuple[str, ...] = (
+            'meshes', 'markers', 'mesh_markers', 'debug_image')) -> None:
+        """Subscribe to outputs the node only computes while someone listens."""
+        n, out = self.node, QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        topics = {
+            'meshes': (HumanMeshArray, self.meshes.append, False),
+            'markers': (MarkerArray, self.markers.append, False),
+            'mesh_markers': (MarkerArray, self.mesh_markers_raw.append, True),
+            'debug_image': (Image, self.debug_images.append, False),
+        }
+        for name in names:
+            msg_type, callback, raw = topics[name]
+            self._subs[name] = n.create_subscription(
+                msg_type, f'{NODE}/{name}', callback, out, raw=raw)
 
     def unsubscribe_heavy(self) -> None:
         for sub in self._subs.values():

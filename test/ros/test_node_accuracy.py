@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
+from visualization_msgs.msg import Marker
+
 from postometro_ros.msg import Human3D
+from postometro_ros.ros.markers import marker_id
 
 from ros_node_harness import NodeProcess, Probe, REPO_ROOT, rgb8_image
 
@@ -60,16 +63,19 @@ def run(video, tmp_path_factory, untrained_checkpoint):
         probe.wait_ready(process)
         k = np.asarray(info['K'])
         probe.send_camera_info(info['width'], info['height'], float(k[0, 0]))
+        probe.subscribe_heavy(('markers',))
         probe.spin_until(lambda: False, 1.0)
         for f in range(NUM_FRAMES):
             bgr = cv2.imread(str(video / 'frames' / f'{f:06d}.png'))
             gt = json.loads((video / 'gt' / f'{f:06d}.json').read_text())
             out = probe.send(rgb8_image(bgr[..., ::-1], probe.header()))
             results.append((gt, out))
+        probe.spin_until(lambda: False, 1.0)  # the last markers
+        markers = list(probe.markers)
     finally:
         probe.close()
         assert process.stop() == 0, process.log()
-    return results
+    return results, markers
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,12 +107,12 @@ def observed(out) -> list:
 
 
 def test_outputs_carry_the_input_header(run):
-    for gt, out in run:
+    for gt, out in run[0]:
         assert out.header.frame_id == 'test_camera_optical' and out.skeleton == 'j14'
 
 
 def test_number_of_people(run):
-    frames = [(gt, out) for gt, out in run
+    frames = [(gt, out) for gt, out in run[0]
               if gt['people'] and all(fully_visible(p) for p in gt['people'])]
     assert len(frames) >= NUM_FRAMES // 3, 'video has too few fully visible frames'
     exact = sum(len(observed(out)) == len(gt['people']) for gt, out in frames)
@@ -115,7 +121,7 @@ def test_number_of_people(run):
 
 def test_ids_stable_while_in_view(run):
     ids: dict[int, list[str]] = {}
-    for gt, out in run:
+    for gt, out in run[0]:
         for person, human in match(gt['people'], observed(out)):
             ids.setdefault(person['track_id'], []).append(human.id)
     assert ids
@@ -130,7 +136,7 @@ def test_placed_joints_within_offline_error(run):
         pytest.skip(f'demo checkpoint missing: {CHECKPOINT}')
     offline_m = offline_mpjpe_mm(CHECKPOINT) / 1000.0
     errors, distances = [], []
-    for gt, out in run:
+    for gt, out in run[0]:
         for person, human in match(gt['people'], observed(out)):
             assert human.translation_source == Human3D.TRANSLATION_FOCAL
             joints = np.frombuffer(human.joints_3d, np.float32).reshape(-1, 3)
@@ -140,3 +146,18 @@ def test_placed_joints_within_offline_error(run):
     assert len(errors) >= NUM_FRAMES, 'too few matched people'
     error, bound = float(np.mean(errors)), offline_m + 0.10 * float(np.mean(distances))
     assert error <= bound, f'mean joint error {error:.3f} m > bound {bound:.3f} m'
+
+
+def test_ended_tracks_get_lost_message_and_marker_deletes(run):
+    results, markers = run
+    seen, ended = set(), set()
+    for _, out in results:
+        now = {h.id for h in observed(out)}
+        lost = {h.id for h in out.humans if h.track_state == Human3D.TRACK_LOST}
+        assert lost == seen - now, 'exactly the ids that disappeared are reported LOST once'
+        ended |= lost
+        seen = now
+    if not ended:
+        pytest.skip('no track ended in this clip')
+    deleted = {m.id for array in markers for m in array.markers if m.action == Marker.DELETE}
+    assert {marker_id(int(i)) for i in ended} <= deleted
