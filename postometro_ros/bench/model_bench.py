@@ -11,8 +11,8 @@ table and optionally a PNG plot.
 Modes: ``eager``; ``compile`` (``torch.compile``: default mode on CPU,
 ``max-autotune-no-cudagraphs`` on CUDA); ``cudagraph`` (CUDA only: the eager forward captured
 once in a CUDA graph and replayed).
-Precisions: ``fp32``; ``bf16`` / ``fp16`` through autocast (fp16 on CUDA only), as the
-``Predictor`` runs them.
+Precisions: ``fp32``; ``bf16`` / ``fp16`` through autocast with the matmul weights pre-cast
+(fp16 on CUDA only), as the ``Predictor`` runs them.
 
 The mesh topology is a stand-in with SMPL's vertex counts (6890/1723/431, 3 non-zeros per
 upsampling row, ~7 neighbours per coarse vertex), so the cost is the SMPL network's; pass
@@ -122,13 +122,21 @@ def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int
 
 def flops_by_component(model: nn.Module, image_size: int) -> dict[str, float]:
     """FLOPs of one crop split into backbone / pose branch / transformers / rest."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop
 
     # The module tracker inside FlopCounterMode needs grad-free parameters under no_grad.
     flags = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
     try:
-        with torch.no_grad(), FlopCounterMode(display=False, depth=None) as counter:
+        # The CPU flash-attention kernel has no registered formula: count it like the CUDA ones.
+        def cpu_sdpa_flop(*args, **kwargs):
+            return sdpa_flop(*args, **kwargs)  # already shape-wrapped: ask for raw arguments
+
+        cpu_sdpa_flop._get_raw = True
+        mapping = {getattr(torch.ops.aten, op): cpu_sdpa_flop for op in (
+            '_scaled_dot_product_flash_attention_for_cpu',) if hasattr(torch.ops.aten, op)}
+        with torch.no_grad(), FlopCounterMode(display=False, depth=None,
+                                              custom_mapping=mapping) as counter:
             model(torch.randn(1, 3, image_size, image_size,
                               device=next(model.parameters()).device))
     finally:
@@ -318,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--max-seconds', type=float, default=60.0,
                         help='skip a row whose estimated time (from the previous batch) '
                              'exceeds this')
+    parser.add_argument('--matmul-seconds', type=float, default=1.0,
+                        help='duration of each matmul-rate measurement')
     parser.add_argument('--channels-last', action='store_true', default=None)
     parser.add_argument('--topology', type=Path, default=None,
                         help='topology.npz to use instead of the SMPL-sized stand-in')
@@ -327,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
 
+    from postometro_ros.inference.predictor import cast_matmul_weights
     from postometro_ros.model.config import postometro_config
     from postometro_ros.model.postometro import build_model
 
@@ -360,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         if precision == 'fp16' and not cuda:
             continue
         dtype = _DTYPES[precision] or torch.float32
-        results['matmul_gflops'][precision] = matmul_rate(device, dtype)
+        results['matmul_gflops'][precision] = matmul_rate(device, dtype,
+                                                          seconds=args.matmul_seconds)
         _logger.info('matmul %s: %.0f GFLOP/s', precision, results['matmul_gflops'][precision])
 
     for name in _csv(args.configs):
@@ -376,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         for precision in precisions:
             if precision == 'fp16' and not cuda:
                 continue
+            # As the Predictor does: matmul weights stored in the autocast dtype (timing only;
+            # going back to fp32 keeps the bf16-rounded values).
+            cast_matmul_weights(model, _DTYPES[precision] or torch.float32)
             peak = results['matmul_gflops'].get(precision, results['matmul_gflops']['fp32'])
             for mode in modes:
                 if mode == 'cudagraph' and not cuda:

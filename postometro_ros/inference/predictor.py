@@ -24,7 +24,7 @@ from postometro_ros.geometry import crop as crop_geom
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ['PredictionBatch', 'Predictor', 'crop_images_on_device']
+__all__ = ['PredictionBatch', 'Predictor', 'cast_matmul_weights', 'crop_images_on_device']
 
 _DTYPES = {'float16': torch.float16, 'fp16': torch.float16, 'half': torch.float16,
            'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16}
@@ -127,10 +127,27 @@ def crop_images_on_device(image: torch.Tensor, crop_to_image: np.ndarray, res: i
     return (out * (1.0 / 255.0) - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
 
 
+def cast_matmul_weights(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Store the weights of Linear/Conv/attention projections in ``dtype`` (in place).
+
+    Under autocast these weights are cast to ``dtype`` on every call anyway (and the cast is not
+    cached for frozen weights), so pre-casting them gives bit-identical results while saving
+    one read+write of every weight per forward pass (about 1 GB at batch 1 for PostoMETRO-S).
+    Norms, embeddings and biases stay float32. Only use the model under autocast afterwards.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            module.weight.data = module.weight.data.to(dtype)
+        elif isinstance(module, nn.MultiheadAttention) and module.in_proj_weight is not None:
+            module.in_proj_weight.data = module.in_proj_weight.data.to(dtype)
+    return model
+
+
 class Predictor:
     """Runs a PostoMETRO model on person boxes or ready crops.
 
-    The model is moved (and converted to channels-last) in place and put in eval mode.
+    The model is moved (converted to channels-last, and with ``dtype`` its matmul weights cast,
+    see :func:`cast_matmul_weights`) in place and put in eval mode.
 
     Args:
         model: a built ``PostoMETRO`` (weights loaded).
@@ -163,6 +180,8 @@ class Predictor:
             else channels_last
         self.box_padding = box_padding
         self.model = model.to(self.device).eval()
+        if self.dtype is not None:
+            cast_matmul_weights(self.model, self.dtype)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.cfg = getattr(model, 'cfg', None)

@@ -11,7 +11,7 @@ import torch
 from postometro_ros.body.procedural import ensure_procedural_assets
 from postometro_ros.body.topology import MeshTopology
 from postometro_ros.geometry import crop as cg
-from postometro_ros.inference.predictor import PredictionBatch, Predictor
+from postometro_ros.inference.predictor import cast_matmul_weights, PredictionBatch, Predictor
 from postometro_ros.model.checkpoint import save_checkpoint
 from postometro_ros.model.config import IMAGENET_MEAN, IMAGENET_STD, postometro_config
 from postometro_ros.model.postometro import build_model
@@ -109,12 +109,23 @@ def test_predict_equals_predict_crops_on_reference_crops(predictor, image):
 
 def test_bfloat16_agrees_with_float32(model, image):
     ref = Predictor(model, 'cpu').predict(image, BOXES[:1])
-    low = Predictor(model, 'cpu', dtype='bfloat16').predict(image, BOXES[:1])
+    low = Predictor(copy.deepcopy(model), 'cpu', dtype='bfloat16').predict(image, BOXES[:1])
     scale = np.abs(ref.vertices_fine).max()
     assert np.abs(low.vertices_fine - ref.vertices_fine).max() < 0.1 * scale
     assert np.abs(low.cam - ref.cam).max() < 0.1 * np.abs(ref.cam).max()
     with pytest.raises(ValueError, match='float16 autocast needs CUDA'):
         Predictor(model, 'cpu', dtype='float16')
+
+
+def test_precast_weights_equal_plain_autocast(model):
+    x = torch.randn(1, 3, 256, 256)
+    cast = cast_matmul_weights(copy.deepcopy(model), torch.bfloat16)
+    assert cast.conv_1x1.weight.dtype == torch.bfloat16
+    assert cast.transformer_1.encoder.layers[0].self_attn.in_proj_weight.dtype == torch.bfloat16
+    assert cast.joint_token_embed.weight.dtype == torch.float32
+    with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16):
+        a, b = model(x), cast(x)
+    assert torch.equal(a.vertices_fine, b.vertices_fine) and torch.equal(a.cam, b.cam)
 
 
 def test_channels_last_agrees_with_default(model, image):
