@@ -2,7 +2,8 @@
 """Contact sheet of synthetic samples: boxes, 2D joints coloured by occlusion cause, mesh overlay.
 
 Each tile is one full frame of a split (train, test_clean, test_object_occ, test_person_occ in
-turn). People are tinted by their rendered id mask and outlined with the coarse mesh wireframe;
+turn). Visible pixels of each person are tinted (rendered id mask) and the whole coarse mesh is
+drawn as a faint wireframe (also where it is hidden);
 joints are dots coloured by cause: green visible, red object, orange other person, blue self,
 grey truncated (drawn at the border).
 """
@@ -19,8 +20,8 @@ from postometro_ros.synth.scene import SPLITS
 
 # BGR-free: colours are RGB
 CAUSE_COLORS = ((40, 220, 40), (230, 30, 30), (255, 150, 0), (40, 110, 255), (150, 150, 150))
-PERSON_COLORS = ((255, 80, 80), (80, 200, 255), (255, 220, 60), (200, 100, 255), (80, 255, 160),
-                 (255, 140, 200))
+PERSON_COLORS = ((190, 90, 255), (0, 230, 230), (255, 230, 60), (255, 110, 200),
+                 (255, 255, 255), (140, 255, 190))
 
 
 def annotate(scene, coarse_faces: np.ndarray | None = None) -> np.ndarray:
@@ -32,15 +33,20 @@ def annotate(scene, coarse_faces: np.ndarray | None = None) -> np.ndarray:
         img[m] = 0.7 * img[m] + 0.3 * col
     img = img.astype(np.uint8)
     h, w = img.shape[:2]
+    if coarse_faces is not None:
+        # coarse-mesh wireframe, faint, so hidden parts show through occluders without
+        # hiding them
+        wire = img.copy()
+        edges = np.concatenate([coarse_faces[:, [0, 1]], coarse_faces[:, [1, 2]],
+                                coarse_faces[:, [2, 0]]])
+        for p in scene.people:
+            col = PERSON_COLORS[p.track_id % len(PERSON_COLORS)]
+            uv = scene.camera.project(p.vertices[2])
+            cv2.polylines(wire, np.round(uv[edges]).astype(np.int32), False, col, 1,
+                          cv2.LINE_AA)
+        img = cv2.addWeighted(img, 0.65, wire, 0.35, 0)
     for p in scene.people:
         col = PERSON_COLORS[p.track_id % len(PERSON_COLORS)]
-        if coarse_faces is not None:
-            uv = scene.camera.project(p.vertices[2])
-            edges = np.concatenate([coarse_faces[:, [0, 1]], coarse_faces[:, [1, 2]],
-                                    coarse_faces[:, [2, 0]]])
-            segs = uv[edges].reshape(-1, 1, 2, 2)
-            cv2.polylines(img, np.round(segs.reshape(-1, 2, 2)).astype(np.int32), False,
-                          tuple(int(c * 0.8) for c in col), 1, cv2.LINE_AA)
         b = np.round(p.box_xyxy).astype(int)
         cv2.rectangle(img, (b[0], b[1]), (b[2], b[3]), col, 2)
         j = p.joints2d_smpl24
@@ -68,7 +74,7 @@ def _legend(width: int) -> np.ndarray:
 
 
 def make_contact_sheet(out_png, assets, rows: int = 3, cols: int = 4, seed: int = 0,
-                       tile: tuple[int, int] = (320, 240)) -> Path:
+                       tile: tuple[int, int] = (400, 300)) -> Path:
     """Render ``rows * cols`` frames (cycling through the splits) and save the sheet as PNG."""
     from postometro_ros.synth.generator import SceneGenerator  # noqa: PLC0415
     from postometro_ros.synth.render import Renderer  # noqa: PLC0415

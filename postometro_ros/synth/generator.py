@@ -563,8 +563,8 @@ class SceneGenerator:
             return False
         if self.split == 'train':
             return (c == CAUSE_NONE).sum() >= 4
-        if (c == CAUSE_TRUNCATED).any():
-            return False
+        if (c == CAUSE_TRUNCATED).any() or (c == CAUSE_NONE).sum() < 6:
+            return False                  # test people are whole and still recognisable
         if self.split == 'test_clean':
             return not np.isin(c, (CAUSE_OBJECT, CAUSE_PERSON)).any()
         if self.split == 'test_object_occ':
