@@ -64,3 +64,13 @@ def test_missing_python_for_a_new_venv(repo_root, tmp_path):
     assert proc.returncode == 1
     assert "python3 >= 3.10 ('python3-does-not-exist' not found" in proc.stderr
     assert not (tmp_path / 'repo' / '.venv').exists()
+
+
+def test_ci_run_fails_when_no_tests_ran(repo_root):
+    # -p no:python: pytest collects no test at all, quickly (exit 5).
+    proc = subprocess.run(['bash', str(repo_root / '.ci' / 'run'), '-p', 'no:python',
+                           '-p', 'no:cacheprovider'],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, POSTOMETRO_CI_SKIP_SETUP='1'))
+    assert proc.returncode == 1
+    assert 'no tests were collected' in proc.stderr
