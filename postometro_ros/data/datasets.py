@@ -20,6 +20,7 @@ pure function of its key; see ``postometro_ros.train.trainer.ResumableBatchSampl
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,8 +34,8 @@ from postometro_ros.data.tsv import TSVSplit
 from postometro_ros.geometry.crop import crop_px_to_normalized
 from postometro_ros.model.config import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ['J24_TO_COCO17', 'J24_PELVIS', 'MeshDataset', 'collate_samples',
-           'normalize_image', 'denormalize_image']
+__all__ = ['J24_TO_COCO17', 'J24_PELVIS', 'DataConfig', 'MeshDataset', 'build_dataset',
+           'collate_samples', 'normalize_image', 'denormalize_image']
 
 # COCO-17 keypoint -> J24 index (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles)
 J24_TO_COCO17 = tuple(J.J24_NAMES.index(n) for n in J.COCO17_NAMES)
@@ -76,7 +77,8 @@ class MeshDataset(Dataset):
     Each item is a dict of tensors:
         ``image`` (3, S, S) normalised (only with ``load_images``), ``joints_2d`` (24, 3) in
         normalised crop coordinates (``geometry.crop.crop_px_to_normalized``) + visibility, ``joints_3d`` (24, 4) pelvis-centred
-        metres + confidence, ``keypoints`` (17, 3) COCO-17 crop px + visibility, ``pose`` (72,),
+        metres + confidence, ``keypoints`` (17, 3) COCO-17 crop px + labelled flag,
+        ``keypoints_visible`` (17,) bool (labelled and not occluded), ``pose`` (72,),
         ``betas`` (10,), ``has_2d``, ``has_3d``, ``has_smpl`` (scalars), ``occlusion`` (24,) int
         (all 0 when the label has none), ``index`` (scalar int).
     """
@@ -121,7 +123,14 @@ class MeshDataset(Dataset):
         j3d = np.zeros((24, 4)) if j3d is None else j3d.copy()
         j3d[:, :3] -= j3d[J24_PELVIS, :3]
         kp = _array(lab, '2d_joints_coco17', (17, 3))
-        kp = j2d[list(J24_TO_COCO17)].copy() if kp is None else T.transform_points_2d(kp, m)
+        if kp is None:
+            kp = j2d[list(J24_TO_COCO17)].copy()
+            kp_visible = kp[:, 2] > 0
+        else:
+            # synthetic keypoints: every position is known; column 2 says "not occluded"
+            kp = T.transform_points_2d(kp, m)
+            kp_visible = kp[:, 2] > 0
+            kp[:, 2] = 1.0
         pose = _array(lab, 'pose', (72,))
         betas = _array(lab, 'betas', (10,))
         has_smpl = float(lab.get('has_smpl', 0)) if pose is not None and betas is not None else 0.
@@ -134,6 +143,7 @@ class MeshDataset(Dataset):
         if params.flip:
             j2d = T.flip_points_2d(j2d, res, J.J24_FLIP_PERM)
             kp = T.flip_points_2d(kp, res, J.COCO17_FLIP_PERM)
+            kp_visible = kp_visible[list(J.COCO17_FLIP_PERM)]
             j3d = T.flip_points_3d(j3d, J.J24_FLIP_PERM)
             pose = T.flip_smpl_pose(pose, J.SMPL24_FLIP_PERM)
             occ = occ[list(J.J24_FLIP_PERM)]
@@ -143,6 +153,7 @@ class MeshDataset(Dataset):
             'joints_2d': torch.from_numpy(j2d_norm).float(),
             'joints_3d': torch.from_numpy(j3d).float(),
             'keypoints': torch.from_numpy(kp).float(),
+            'keypoints_visible': torch.from_numpy(kp_visible),
             'pose': torch.from_numpy(pose).float(),
             'betas': torch.from_numpy(betas).float(),
             'has_2d': torch.tensor(has_2d),
@@ -155,6 +166,35 @@ class MeshDataset(Dataset):
             crop = T.warp_crop(split.image(row), m, res, params)
             out['image'] = normalize_image(crop)
         return out
+
+
+@dataclass
+class DataConfig:
+    """Where a training stage reads its splits."""
+
+    root: str = 'runs/data/synth'
+    """Folder with ``<split>.yaml`` files (``postometro-synth dataset`` output or METRO sets)."""
+    train_splits: tuple[str, ...] = ('train',)
+    eval_split: str = 'test_clean'
+    max_train_samples: int = 0
+    max_eval_samples: int = 0
+    augment: T.AugmentConfig = field(default_factory=T.AugmentConfig)
+
+
+def build_dataset(cfg: DataConfig, image_size: int, *, train: bool,
+                  load_images: bool = True) -> MeshDataset:
+    """The training (augmented) or evaluation dataset described by ``cfg``."""
+    root = Path(cfg.root)
+    names = cfg.train_splits if train else (cfg.eval_split,)
+    paths = [p if Path(p).suffix == '.yaml' else root / f'{p}.yaml' for p in names]
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f'{p}: split description not found; make a synthetic set with '
+                                    f'"postometro-synth dataset --out {root}" or point data.root '
+                                    f'at a METRO TSV folder')
+    return MeshDataset(paths, image_size, cfg.augment if train else None,
+                       load_images=load_images,
+                       max_samples=cfg.max_train_samples if train else cfg.max_eval_samples)
 
 
 def collate_samples(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
