@@ -121,7 +121,10 @@ def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int
 
 
 def flops_by_component(model: nn.Module, image_size: int) -> dict[str, float]:
-    """FLOPs of one crop split into backbone / pose branch / transformers / rest."""
+    """FLOPs of one crop split into backbone / pose branch / transformers / rest.
+
+    Works on a meta-device model (shapes only).
+    """
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop
 
     # The module tracker inside FlopCounterMode needs grad-free parameters under no_grad.
@@ -326,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--max-seconds', type=float, default=60.0,
                         help='skip a row whose estimated time (from the previous batch) '
                              'exceeds this')
+    parser.add_argument('--flops-only', action='store_true',
+                        help='only count FLOPs/params (meta device, instant), no timing')
     parser.add_argument('--matmul-seconds', type=float, default=1.0,
                         help='duration of each matmul-rate measurement')
     parser.add_argument('--channels-last', action='store_true', default=None)
@@ -376,15 +381,21 @@ def main(argv: list[str] | None = None) -> int:
         _logger.info('matmul %s: %.0f GFLOP/s', precision, results['matmul_gflops'][precision])
 
     for name in _csv(args.configs):
+        cfg = postometro_config(CONFIGS.get(name, name))
+        # FLOPs from shapes only: a meta-device copy costs no compute.
+        with torch.device('meta'):
+            meta_model = build_model(cfg, topology).to('meta').eval()
+        flops = flops_by_component(meta_model, cfg.image_size)
+        results['models'][name] = {'config': cfg.name, 'flops': flops,
+                                   'params': sum(p.numel() for p in meta_model.parameters())}
+        del meta_model
+        _logger.info('%s: %.2f GFLOPs/crop', name, flops['total'] / 1e9)
+        if args.flops_only:
+            continue
         torch.manual_seed(0)
-        model = build_model(postometro_config(CONFIGS.get(name, name)), topology).eval()
-        model = model.to(device)
+        model = build_model(cfg, topology).eval().to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        flops = flops_by_component(model, model.cfg.image_size)
-        results['models'][name] = {'config': model.cfg.name, 'flops': flops,
-                                   'params': sum(p.numel() for p in model.parameters())}
-        _logger.info('%s: %.2f GFLOPs/crop', name, flops['total'] / 1e9)
         for precision in precisions:
             if precision == 'fp16' and not cuda:
                 continue
