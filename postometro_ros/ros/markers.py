@@ -39,7 +39,6 @@ MESH_NAMESPACE = 'mesh'
 # Light direction for mesh shading, camera optical frame: from the camera into the scene, so
 # surfaces facing the camera are brightest (RViz draws TRIANGLE_LIST unlit).
 _LIGHT = np.array([0.3, -0.4, -1.0]) / np.linalg.norm([0.3, -0.4, -1.0])
-_LIGHT32 = _LIGHT.astype(np.float32)
 _AMBIENT = 0.35
 
 # Colour-blind-safe qualitative palette (RGB in [0, 1]) for per-track colours.
@@ -204,12 +203,18 @@ def shade_faces(vertices: np.ndarray, faces: np.ndarray, rgb: np.ndarray) -> np.
     Returns:
         (F, 3) float32 RGB per face; the winding does not matter (two-sided).
     """
-    tri = np.take(np.asarray(vertices, dtype=np.float32), faces, axis=0)  # (F, 3, 3)
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return _shade_triangles(np.take(np.asarray(vertices, dtype=np.float64), faces, axis=0), rgb)
+
+
+def _shade_triangles(tri: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """:func:`shade_faces` on gathered triangle corners ``tri`` (F, 3, 3)."""
+    e1 = tri[:, 1] - tri[:, 0]
+    e2 = tri[:, 2] - tri[:, 0]
+    normals = np.cross(e1, e2)
     norms = np.sqrt(np.einsum('ij,ij->i', normals, normals))
     # einsum, not '@': a BLAS call may wake its thread pool, which stalls on a busy machine.
-    lambert = np.abs(np.einsum('ij,j->i', normals, _LIGHT32)) / np.maximum(norms, 1e-12)
-    intensity = _AMBIENT + (1.0 - _AMBIENT) * lambert
+    lambert = np.abs(np.einsum('ij,j->i', normals, _LIGHT)) / np.maximum(norms, 1e-12)
+    intensity = (_AMBIENT + (1.0 - _AMBIENT) * lambert).astype(np.float32)
     return intensity[:, None] * np.asarray(rgb, dtype=np.float32)[None, :]
 
 
@@ -411,7 +416,8 @@ class MeshMarkerEncoder:
             np.take(vertices, self._corners, axis=0, out=corners.reshape(n, 3))
             if t.colors >= 0:
                 face_rgba = np.empty((len(self.faces), 4), dtype=np.float32)
-                face_rgba[:, :3] = shade_faces(vertices, self.faces, rgb)
+                # The corners just written are the gathered triangles: shade from them.
+                face_rgba[:, :3] = _shade_triangles(corners.reshape(-1, 3, 3), rgb)
                 face_rgba[:, 3] = self.alpha
                 rgba = np.frombuffer(buf, dtype='<f4', count=4 * n, offset=offset + t.colors)
                 rgba.reshape(-1, 3, 4)[:] = face_rgba[:, None, :]
