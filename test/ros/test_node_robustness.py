@@ -246,6 +246,19 @@ def test_diagnostics_report(node):
     assert probe.diagnostic_levels[-1] in (0, 1)  # OK or WARN (slow CPU), never ERROR
 
 
+def test_tiny_valid_image_does_not_break_the_node(node, frame):
+    probe, process = node
+    before = probe.stat('dropped_pipeline')
+    tiny = rgb8_image(frame[:2, :3], probe.header())
+    probe.image_pubs['reliable'].publish(tiny)
+    answered = probe.spin_until(
+        lambda: any(h.header.stamp == tiny.header.stamp for h in probe.humans)
+        or (probe.diagnostics and probe.stat('dropped_pipeline') > before), 30.0)
+    assert answered, 'a 3x2 image was neither processed nor reported'
+    out = probe.send(good(probe, frame))
+    assert out.humans and process.alive()
+
+
 def test_no_errors_logged(node):
     probe, _ = node
     errors = [m.msg for m in probe.logs if m.level >= Log.ERROR]
