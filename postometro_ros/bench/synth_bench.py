@@ -10,7 +10,8 @@ Two measurements:
    a temporary folder, excluding the workers' start-up (imports, body model, EGL context).
 
 The machine load (``os.getloadavg``) before and after is printed, since other processes sharing
-the cores change the result a lot.
+the cores change the result a lot; CPU seconds (all threads, all worker processes) are reported
+too, so ``crops_per_cpu_second * cores`` estimates what an otherwise idle machine would reach.
 
 Usage::
 
@@ -56,6 +57,7 @@ def single_process(scenes: int, seed: int) -> dict:
     gen.build_world, renderer.render_views = build, render
     crops = 0
     t0 = time.perf_counter()
+    c0 = time.process_time()                              # all threads of this process
     for i in range(scenes):
         for c in gen.sample_crops(i):
             t = time.perf_counter()
@@ -63,10 +65,20 @@ def single_process(scenes: int, seed: int) -> dict:
             times['encode'] += time.perf_counter() - t
             crops += 1
     total = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     times['labels_and_rest'] = total - sum(times.values())
     return {'scenes': scenes, 'crops': crops, 'seconds': round(total, 2),
             'crops_per_second': round(crops / total, 1),
+            'cpu_seconds': round(cpu, 2),
+            'crops_per_cpu_second': round(crops / cpu, 1),
             'ms_per_crop': {k: round(1000 * v / max(crops, 1), 1) for k, v in times.items()}}
+
+
+def _cpu_seconds(pool) -> float:
+    """User + system CPU seconds of this process and the pool's workers (all threads)."""
+    import psutil  # noqa: PLC0415
+    procs = [psutil.Process()] + [psutil.Process(w.pid) for w in pool._pool]
+    return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
 
 
 def dataset_path(crops: int, workers: int, seed: int) -> dict:
@@ -80,8 +92,12 @@ def dataset_path(crops: int, workers: int, seed: int) -> dict:
         # start-up: every worker builds its generator once
         pool.map(cli._crops_for, [('train', 10_000 + i) for i in range(workers)], chunksize=1)
         startup = time.perf_counter() - t
+        cpu0 = _cpu_seconds(pool)
         with tempfile.TemporaryDirectory() as tmp:
             stats = cli.write_split(Path(tmp), 'train', crops, pool, cfg)
+        cpu = _cpu_seconds(pool) - cpu0
+        stats['cpu_seconds_all_processes'] = round(cpu, 1)
+        stats['crops_per_cpu_second'] = round(crops / cpu, 1)
     finally:
         pool.close()
         pool.join()

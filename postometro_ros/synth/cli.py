@@ -131,10 +131,15 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         if pool is not None:
             pool.close()
             pool.join()
+    # splits written by an earlier command into the same folder (e.g. test splits redone with
+    # --train 0) keep their entries
+    path = out / 'dataset.json'
+    old = json.loads(path.read_text()).get('splits', []) if path.is_file() else []
+    done = {s['split'] for s in stats}
     summary = {'command': ' '.join(sys.argv), 'seed': args.seed, 'image_size': cfg['image_size'],
-               'crop_res': args.crop_res,
-               'body_dir': str(args.body or 'procedural'), 'splits': stats}
-    (out / 'dataset.json').write_text(json.dumps(summary, indent=2))
+               'crop_res': args.crop_res, 'body_dir': str(args.body or 'procedural'),
+               'splits': [s for s in old if s['split'] not in done] + stats}
+    path.write_text(json.dumps(summary, indent=2))
     return 0
 
 
