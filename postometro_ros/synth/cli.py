@@ -40,9 +40,11 @@ def load_assets(body_dir: str | os.PathLike | None = None):
     return load_body_assets(body_dir)
 
 
-def _init_worker(cfg: dict) -> None:
-    import torch  # noqa: PLC0415
-    torch.set_num_threads(1)
+def _init_worker(cfg: dict, single_thread: bool = True) -> None:
+    if single_thread:
+        # one torch thread per worker process: the workers already fill the cores
+        import torch  # noqa: PLC0415
+        torch.set_num_threads(1)
     _WORKER_CFG.clear()
     _WORKER_CFG.update(cfg)
     _GENERATORS.clear()
@@ -121,7 +123,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     if args.workers > 1:
         pool = mp.get_context('spawn').Pool(args.workers, _init_worker, (cfg,))
     else:
-        _init_worker(cfg)
+        _init_worker(cfg, single_thread=False)
     try:
         for split, count in plan:
             if count > 0:

@@ -203,9 +203,11 @@ def sample_body_euler(rng: np.random.Generator, action: str | None = None,
         base = _BUILDERS[action](rng)
     else:
         raise ValueError(f'unknown action {action!r}; expected one of {ACTIONS}')
-    # random perturbation, larger on the free joints (neck, head, spine, arms)
+    # random perturbation, larger on the free joints (shoulders, wrists), smaller on the neck
+    # and head, whose noise adds up to an odd sideways head tilt
     scale = np.full((24, 1), noise_deg)
-    scale[[12, 15, 16, 17, 20, 21]] *= 1.5
+    scale[[16, 17, 20, 21]] *= 1.5
+    scale[[12, 15]] *= 0.6
     scale[[4, 5]] *= 0.6
     e = base + rng.normal(size=(24, 3)) * scale
     e[0] = 0.0
