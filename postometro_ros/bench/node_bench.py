@@ -27,6 +27,7 @@ from pathlib import Path
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -49,7 +50,8 @@ class CrowdFrames:
         images: (H, W, 3) uint8 RGB frames.
         K: (3, 3) intrinsics.
         visible: people with at least 4 of 24 joints visible, per frame.
-        people: per frame, ``PersonLabel`` objects of the synthetic world (boxes, 3D joints).
+        people: per frame, one dict per person: ``track_id``, ``box_xyxy`` (4,) image px,
+            ``joints3d_j14`` (14, 3) camera frame metres.
     """
 
     images: list[np.ndarray]
@@ -64,7 +66,37 @@ def crowd_frames(num_people: int, count: int, *, seed: int = 0,
 
     Built from the synthetic world's pieces as ``synth/video.py`` does (fixed camera, no
     occluders), so the detector sees its usual world. People shuffle slightly between frames.
+    Rendered in a child process (an EGL context must not share the process with the ROS and
+    ultralytics work that follows: segfaults were seen).
     """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / 'crowd.npz'
+        code = ('import sys; from postometro_ros.bench.node_bench import _render_crowd; '
+                '_render_crowd(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), '
+                'int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])')
+        subprocess.run([sys.executable, '-c', code, str(num_people), str(count), str(seed),
+                        str(image_size[0]), str(image_size[1]), str(out)], check=True)
+        with np.load(out) as data:
+            labels = json.loads(str(data['labels']))
+            people = [[{'track_id': p['track_id'], 'box_xyxy': np.asarray(p['box_xyxy']),
+                        'joints3d_j14': np.asarray(p['joints3d_j14'])} for p in frame]
+                      for frame in labels]
+            return CrowdFrames(list(data['images']), data['K'], data['visible'].tolist(),
+                               people)
+
+
+def _render_crowd(num_people: int, count: int, seed: int, width: int, height: int,
+                  out: str) -> None:
+    crowd = _crowd_frames_in_process(num_people, count, seed=seed, image_size=(width, height))
+    labels = [[{'track_id': int(p.track_id), 'box_xyxy': np.asarray(p.box_xyxy).tolist(),
+                'joints3d_j14': np.asarray(p.joints3d_j14).tolist()} for p in frame]
+              for frame in crowd.people]
+    np.savez(out, images=np.stack(crowd.images), K=crowd.K, visible=np.asarray(crowd.visible),
+             labels=json.dumps(labels))
+
+
+def _crowd_frames_in_process(num_people: int, count: int, *, seed: int = 0,
+                             image_size: tuple[int, int] = (640, 480)) -> CrowdFrames:
     from postometro_ros.synth import scene as S
     from postometro_ros.synth.cli import load_assets
     from postometro_ros.synth.generator import SceneGenerator

@@ -20,6 +20,8 @@ import json
 import logging
 from pathlib import Path
 import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -243,7 +245,12 @@ def _run_all(args: argparse.Namespace) -> None:
                             batch=args.batch, seed=args.seed,
                             project=str(Path(args.work).resolve()))
     if not args.skip_export:
-        export_dataset(export_cfg)
+        # A separate process: training in the process that rendered with moderngl/EGL
+        # crashed (segfault in libc free at trainer start-up).
+        subprocess.run([sys.executable, '-m', 'postometro_ros.inference.train_detector',
+                        'export', '--work', str(args.work), '--train', str(args.train),
+                        '--val', str(args.val), '--test', str(args.test), '--seed',
+                        str(args.seed)], check=True)
     stats = json.loads((Path(export_cfg.out) / 'export.json').read_text())['stats']
     t0 = time.perf_counter()
     best = train(train_cfg)

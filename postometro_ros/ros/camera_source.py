@@ -25,6 +25,8 @@ import logging
 import math
 import os
 from pathlib import Path
+import subprocess
+import sys
 import threading
 import time
 from typing import Iterator
@@ -129,12 +131,17 @@ def synth_video_dir(num_frames: int = 36, seed: int = 0,
             a short video (rendering costs about half a second per frame on a CPU).
         num_people: people walking through the scene.
     """
-    from postometro_ros.synth.video import make_video
     out = Path(cache_dir) / f'synth_{num_frames}f_seed{seed}_{fps:g}fps_{num_people}p'
     marker = out / '.complete'
     if not marker.is_file():
         t0 = time.perf_counter()
-        make_video(out, num_frames=num_frames, seed=seed, fps=fps, num_people=num_people)
+        # Rendered in a child process: the moderngl/EGL context must not share a process with
+        # the ROS/torch/ultralytics work that follows (a later segfault in libc free was seen).
+        code = ('import sys; from postometro_ros.synth.video import make_video; '
+                'make_video(sys.argv[1], num_frames=int(sys.argv[2]), seed=int(sys.argv[3]), '
+                'fps=float(sys.argv[4]), num_people=int(sys.argv[5]))')
+        subprocess.run([sys.executable, '-c', code, str(out), str(num_frames), str(seed),
+                        str(fps), str(num_people)], check=True)
         marker.write_text('ok\n')
         logger.info('rendered the synthetic video into %s in %.1f s', out,
                     time.perf_counter() - t0)
