@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 install = Path(sys.argv[1]).resolve()
-site = install / 'postometro_ros' / 'lib' / f'python{sys.version_info.major}.{sys.version_info.minor}'
+python = f'python{sys.version_info.major}.{sys.version_info.minor}'
+site = install / 'postometro_ros' / 'lib' / python
 
 import postometro_ros  # noqa: E402
 import postometro_ros.body  # noqa: E402

@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 COVERED = ('model', 'body', 'synth', 'data', 'train', 'inference', 'geometry')
 BLOCKED = (
     'rclpy', 'rcl_interfaces', 'rosidl_runtime_py', 'rosidl_parser', 'rosidl_generator_py',
