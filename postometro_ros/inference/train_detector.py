@@ -79,8 +79,8 @@ class TrainConfig:
 
     data: str = str(REPO_ROOT / 'runs' / 'yolo_person' / 'data' / 'data.yaml')
     model: str = str(TINY_YAML)
-    epochs: int = 15
-    imgsz: int = 320
+    epochs: int = 5
+    imgsz: int = 256
     batch: int = 16
     seed: int = 0
     project: str = str(REPO_ROOT / 'runs' / 'yolo_person')
@@ -169,7 +169,7 @@ def train(cfg: TrainConfig) -> Path:
                 batch=cfg.batch, seed=cfg.seed, deterministic=True,
                 project=str(Path(cfg.project).resolve()), name=cfg.name, exist_ok=True,
                 device=cfg.device, workers=cfg.workers, pretrained=False, amp=False,
-                plots=True, verbose=False, single_cls=True, close_mosaic=2)
+                plots=True, verbose=False, single_cls=True, close_mosaic=2, cache='ram')
     return Path(cfg.project).resolve() / cfg.name / 'weights' / 'best.pt'
 
 
@@ -286,14 +286,14 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument('--val', type=int, default=100)
         p.add_argument('--test', type=int, default=200)
         p.add_argument('--seed', type=int, default=0)
-    p_all.add_argument('--epochs', type=int, default=15)
-    p_all.add_argument('--imgsz', type=int, default=320)
+    p_all.add_argument('--epochs', type=int, default=5)
+    p_all.add_argument('--imgsz', type=int, default=256)
     p_all.add_argument('--batch', type=int, default=16)
     p_all.add_argument('--model', default=str(TINY_YAML.relative_to(REPO_ROOT)))
     p_ev = sub.add_parser('evaluate', help='mAP of weights on a split')
     p_ev.add_argument('weights')
     p_ev.add_argument('--data', default='runs/yolo_person/data/data.yaml')
-    p_ev.add_argument('--imgsz', type=int, default=320)
+    p_ev.add_argument('--imgsz', type=int, default=256)
     p_ev.add_argument('--split', default='test')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
