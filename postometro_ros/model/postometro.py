@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from postometro_ros.model.config import PostoMETROConfig
@@ -112,8 +113,11 @@ class FixedUpsample(nn.Module):
     """Multiply vertex sets by a fixed sparse ``(V_out, V_in)`` matrix.
 
     Stored row-wise as padded index/weight tables ``(V_out, k)`` (k = max non-zeros per row,
-    3 for SMPL's 1723->6890 matrix): a gather and a weighted sum, dense ops only, so it runs on
-    any device, batches freely, and exports to ONNX. Buffers are non-persistent: the matrix
+    3 for SMPL's 1723->6890 matrix; padding has weight 0) and applied as a weighted
+    ``embedding_bag`` sum over the vertex rows of ``(V_in, B*C)``: a dense op that runs on any
+    device and exports to ONNX, as fast as torch's sparse CSR matmul on CPU and 15-60x faster
+    than advanced-index gathering or a dense matmul at batch 8-32
+    (``python -m postometro_ros.bench.upsample_bench``). Buffers are non-persistent: the matrix
     comes from the mesh assets, not from the checkpoint.
 
     Args:
@@ -138,8 +142,11 @@ class FixedUpsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, V_in, C)`` -> ``(B, V_out, C)``."""
-        gathered = x[:, self.index]                                          # (B, V_out, k, C)
-        return (gathered * self.weight.to(x.dtype)[None, :, :, None]).sum(2)
+        b, v_in, c = x.shape
+        rows = x.transpose(0, 1).reshape(v_in, b * c)                        # (V_in, B*C)
+        out = F.embedding_bag(self.index, rows, mode='sum',
+                              per_sample_weights=self.weight.to(x.dtype))     # (V_out, B*C)
+        return out.view(-1, b, c).transpose(0, 1)
 
 
 class PostoMETRO(nn.Module):
