@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 COVERED = ('model', 'body', 'synth', 'data', 'train', 'inference', 'geometry')
 BLOCKED = (
     'rclpy', 'rcl_interfaces', 'rosidl_runtime_py', 'rosidl_parser', 'rosidl_generator_py',
@@ -57,6 +59,7 @@ print(json.dumps({'control': control, 'modules': modules, 'failures': failures,
 '''
 
 
+@pytest.mark.slow  # imports the whole code base (torch, ultralytics, ...): 8-30 s
 def test_compute_code_imports_without_ros(repo_root):
     args = json.dumps([list(BLOCKED), list(COVERED), str(repo_root)])
     proc = subprocess.run([sys.executable, '-c', CHILD, args], cwd=repo_root,
