@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 CHECKPOINT = REPO_ROOT / 'models' / 'postometro_tiny_synth.safetensors'
 DETECTOR = REPO_ROOT / 'models' / 'yolo_person_synth.pt'
-NUM_FRAMES = 24
+NUM_FRAMES = 45   # rendered; people enter from the sides during the first second
+FIRST_FRAME = 16  # fed to the node from here on (everyone is at least entering)
 IMAGE_SIZE = (640, 480)
 
 
@@ -65,7 +66,7 @@ def run(video, tmp_path_factory, untrained_checkpoint):
         probe.send_camera_info(info['width'], info['height'], float(k[0, 0]))
         probe.subscribe_heavy(('markers',))
         probe.spin_until(lambda: False, 1.0)
-        for f in range(NUM_FRAMES):
+        for f in range(FIRST_FRAME, NUM_FRAMES):
             bgr = cv2.imread(str(video / 'frames' / f'{f:06d}.png'))
             gt = json.loads((video / 'gt' / f'{f:06d}.json').read_text())
             out = probe.send(rgb8_image(bgr[..., ::-1], probe.header()))
@@ -96,10 +97,11 @@ def match(gt_people: list[dict], humans: list) -> list[tuple[dict, object]]:
     return [(gt_people[r], humans[c]) for r, c in zip(rows, cols) if cost[r, c] <= 0.5]
 
 
-def fully_visible(person: dict) -> bool:
+def clearly_visible(person: dict) -> bool:
+    """At least 40 x 100 px of the person inside the image (slivers at the border are not)."""
     x1, y1, x2, y2 = person['box_xyxy']
     w, h = IMAGE_SIZE
-    return x1 > 4 and y1 > 4 and x2 < w - 5 and y2 < h - 5 and (y2 - y1) > 60
+    return min(x2, w) - max(x1, 0) >= 40 and min(y2, h) - max(y1, 0) >= 100
 
 
 def observed(out) -> list:
@@ -113,8 +115,8 @@ def test_outputs_carry_the_input_header(run):
 
 def test_number_of_people(run):
     frames = [(gt, out) for gt, out in run[0]
-              if gt['people'] and all(fully_visible(p) for p in gt['people'])]
-    assert len(frames) >= NUM_FRAMES // 3, 'video has too few fully visible frames'
+              if gt['people'] and all(clearly_visible(p) for p in gt['people'])]
+    assert len(frames) >= 10, 'video has too few frames where everyone is clearly visible'
     exact = sum(len(observed(out)) == len(gt['people']) for gt, out in frames)
     assert exact >= 0.9 * len(frames), f'{exact}/{len(frames)} frames with the right count'
 
@@ -143,7 +145,7 @@ def test_placed_joints_within_offline_error(run):
             truth = np.asarray(person['joints3d_j14'])
             errors.append(np.linalg.norm(joints - truth, axis=1).mean())
             distances.append(np.linalg.norm(truth, axis=1).mean())
-    assert len(errors) >= NUM_FRAMES, 'too few matched people'
+    assert len(errors) >= NUM_FRAMES - FIRST_FRAME, 'too few matched people'
     error, bound = float(np.mean(errors)), offline_m + 0.10 * float(np.mean(distances))
     assert error <= bound, f'mean joint error {error:.3f} m > bound {bound:.3f} m'
 
