@@ -149,7 +149,8 @@ touch "$VENV/COLCON_IGNORE"
 REQ_HASH="$(sha "$REPO/.ci/requirements.txt")"
 REQ_STAMP="$VENV/.postometro-requirements.sha256"
 if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$REQ_HASH" ]; then
-  echo "setup.sh: installing .ci/requirements.txt (first time: a few minutes, about 6 GB)"
+  echo "setup.sh: installing .ci/requirements.txt (first time: minutes, about 6.4 GB;" \
+    "log: $VENV/.postometro-pip.log)"
   run_logged "$VENV/.postometro-pip.log" "pip install -r .ci/requirements.txt" \
     "$PY" -m pip install -r "$REPO/.ci/requirements.txt"
   echo "$REQ_HASH" > "$REQ_STAMP"
@@ -159,7 +160,9 @@ else
 fi
 
 # ---------------------------------------------------------------- 4. msg/ -> .venv (plain CMake)
-MSG_HASH="$(sha "$REPO"/msg/*.msg "$REPO/CMakeLists.txt" "$REPO/package.xml" "$REQ_STAMP")"
+# Only the pins the generated code depends on (ROS wheels, NumPy headers) trigger a rebuild.
+BUILD_PINS="$(grep -E '^(ros-|catkin-pkg|numpy|setuptools)' "$REPO/.ci/requirements.txt" || true)"
+MSG_HASH="$(sha "$REPO"/msg/*.msg "$REPO/CMakeLists.txt" "$REPO/package.xml" <(echo "$BUILD_PINS"))"
 MSG_STAMP="$VENV/.postometro-msg.sha256"
 # The generated Python package goes off sys.path, into $IFACE_DIR/postometro_ros; the repo's
 # postometro_ros/__init__.py adds it to its __path__ through pkgutil.extend_path, which reads
@@ -192,7 +195,7 @@ fi
 
 # ---------------------------------------------------------------- 5. editable install (console scripts)
 # Edits to the repo take effect without reinstalling; pip reinstalls of other packages keep it.
-DEV_HASH="$(sha "$REPO/setup.py" "$REPO/package.xml" "$REQ_STAMP")"
+DEV_HASH="$(sha "$REPO/setup.py" "$REPO/package.xml" <(echo "$BUILD_PINS"))"
 DEV_STAMP="$VENV/.postometro-editable.sha256"
 if [ "$(cat "$DEV_STAMP" 2>/dev/null)" != "$DEV_HASH" ] \
     || ! ls "$SITE"/__editable__.postometro_ros-*.pth >/dev/null 2>&1; then
