@@ -35,12 +35,16 @@ setup(
         'smplx>=0.1.28',
         'tqdm>=4.60',
         'ultralytics>=8.3',
+        'lap>=0.5',  # ultralytics' ByteTrack tracker (its auto-install is switched off)
+        'scikit-image>=0.22',  # procedural body surface
+        'moderngl>=5.8',  # headless rendering of the synthetic world
+        'matplotlib>=3.7',
     ],
     extras_require={
-        'synth': ['moderngl>=5.8', 'matplotlib>=3.7'],
-        'train': ['tensorboard>=2.14', 'matplotlib>=3.7', 'rich>=13'],
+        'train': ['tensorboard>=2.14', 'rich>=13'],
         'onnx': ['onnx>=1.15', 'onnxruntime>=1.17'],
-        'record': ['mcap>=1.1'],
+        'record': ['mcap>=1.1', 'mcap-ros2-support>=0.5'],
+        'bench': ['psutil>=5.9'],
         'test': ['pytest>=7'],
     },
     entry_points={
