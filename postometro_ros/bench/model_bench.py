@@ -169,6 +169,32 @@ def flops_by_component(model: nn.Module, image_size: int) -> dict[str, float]:
     return parts
 
 
+def crop_cost(device: torch.device, *, people: int = 8, height: int = 1080, width: int = 1920,
+              res: int = 256, reps: int = 10) -> dict[str, float]:
+    """Median ms to upload a uint8 frame and cut + normalise ``people`` crops on ``device``."""
+    from postometro_ros.geometry import crop as crop_geom
+    from postometro_ros.inference.predictor import crop_images_on_device
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    x1 = rng.uniform(0, width - 300, people)
+    y1 = rng.uniform(0, height - 500, people)
+    boxes = np.stack([x1, y1, x1 + 200, y1 + 450], axis=1)
+    center, scale = crop_geom.boxes_to_center_scale(boxes)
+    mats = crop_geom.crop_to_image_matrix(center, scale, res)
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device)
+    times = []
+    for _ in range(reps + 1):
+        start = time.perf_counter()
+        image = torch.from_numpy(frame).to(device)
+        crop_images_on_device(image, mats, res, mean=mean, std=std)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return {'people': people, 'frame': f'{width}x{height}',
+            'median_ms': 1e3 * statistics.median(times[1:])}
+
+
 @dataclasses.dataclass
 class Row:
     """One timed configuration."""
@@ -266,7 +292,10 @@ def markdown(results: dict[str, Any]) -> str:
              'Matmul reference (2048x2048): '
              + ', '.join(f'{k} {v:.0f} GFLOP/s ({results["matmul_gflops_per_cpu_s"][k]:.0f} per '
                          f'CPU second)' for k, v in results['matmul_gflops'].items())
-             + '.', '',
+             + '.',
+             f"Crop + normalise on the device ({results['crop']['people']} people, "
+             f"{results['crop']['frame']} uint8 frame, one grid_sample): "
+             f"{results['crop']['median_ms']:.1f} ms.", '',
              '| config | params (M) | GFLOPs/crop | backbone | pose branch | transformers '
              '| rest |',
              '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
@@ -392,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         results['matmul_gflops_per_cpu_s'][precision] = cpu
         _logger.info('matmul %s: %.0f GFLOP/s (%.0f per CPU second)', precision, wall, cpu)
 
+    results['crop'] = crop_cost(device)
+    _logger.info('crop + normalise %d people from a %s frame: %.1f ms',
+                 results['crop']['people'], results['crop']['frame'],
+                 results['crop']['median_ms'])
     for name in _csv(args.configs):
         cfg = postometro_config(CONFIGS.get(name, name))
         # FLOPs from shapes only: a meta-device copy costs no compute.
