@@ -8,9 +8,9 @@ reference limit; FLOPs per crop by component (``torch.utils.flop_counter``: conv
 crops/s, ms/crop, achieved GFLOP/s and the fraction of the matmul rate. Writes JSON, a markdown
 table and optionally a PNG plot.
 
-Modes: ``eager``; ``compile`` (``torch.compile``: default mode on CPU,
-``max-autotune-no-cudagraphs`` on CUDA); ``cudagraph`` (CUDA only: the eager forward captured
-once in a CUDA graph and replayed).
+Modes: ``eager``; ``compile`` (``torch.compile``, default mode); ``cudagraph`` (CUDA only: the
+eager forward captured once in a CUDA graph and replayed); ``compile-cudagraphs`` (CUDA only:
+``torch.compile(mode='reduce-overhead')``).
 Precisions: ``fp32``; ``bf16`` / ``fp16`` through autocast with the matmul weights pre-cast
 (fp16 on CUDA only), as the ``Predictor`` runs them.
 
@@ -224,8 +224,11 @@ def _runner(model: nn.Module, images: torch.Tensor, mode: str, dtype: torch.dtyp
     if mode == 'eager':
         fn = model
     elif mode == 'compile':
-        fn = torch.compile(model, mode='max-autotune-no-cudagraphs'
-                           if device.type == 'cuda' else None)
+        fn = torch.compile(model)
+    elif mode == 'compile-cudagraphs':
+        if device.type != 'cuda':
+            raise ValueError('compile-cudagraphs mode needs CUDA')
+        fn = torch.compile(model, mode='reduce-overhead')
     elif mode == 'cudagraph':
         if device.type != 'cuda':
             raise ValueError('cudagraph mode needs CUDA')
@@ -359,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='comma list of fp32,bf16,fp16 (default: fp32,bf16 on CPU; '
                              'fp32,fp16,bf16 on CUDA)')
     parser.add_argument('--modes', default=None,
-                        help='comma list of eager,compile,cudagraph (default: eager on CPU; '
-                             'eager,cudagraph,compile on CUDA)')
+                        help='comma list of eager,compile,cudagraph,compile-cudagraphs '
+                             '(default: eager on CPU; eager,cudagraph,compile-cudagraphs on CUDA)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--reps', type=int, default=None,
@@ -391,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     precisions = _csv(args.precisions or ('fp32,fp16,bf16' if cuda else 'fp32,bf16'))
-    modes = _csv(args.modes or ('eager,cudagraph,compile' if cuda else 'eager'))
+    modes = _csv(args.modes or ('eager,cudagraph,compile-cudagraphs' if cuda else 'eager'))
     reps = args.reps or (20 if cuda else 5)
     warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
     channels_last = cuda if args.channels_last is None else args.channels_last
@@ -450,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             key = precision if precision in results['matmul_gflops'] else 'fp32'
             peak = (results['matmul_gflops'][key], results['matmul_gflops_per_cpu_s'][key])
             for mode in modes:
-                if mode == 'cudagraph' and not cuda:
+                if mode in ('cudagraph', 'compile-cudagraphs') and not cuda:
                     continue
                 previous = None
                 for batch in (int(b) for b in _csv(args.batches)):
