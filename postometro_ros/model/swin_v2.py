@@ -76,13 +76,25 @@ class WindowAttention(nn.Module):
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
+        self._bias_cache: tuple[tuple, torch.Tensor] | None = None
 
     def position_bias(self) -> torch.Tensor:
-        """``(heads, w*w, w*w)`` bias in (0, 16)."""
+        """``(heads, w*w, w*w)`` bias in (0, 16).
+
+        Without autograd the bias depends only on the RPE MLP weights, so it is cached and
+        recomputed when their storage or version counter (bumped by in-place loads) changes.
+        """
+        params = [self.rpe_mlp[0].weight, self.rpe_mlp[0].bias, self.rpe_mlp[2].weight]
+        caching = not torch.is_grad_enabled() or not any(p.requires_grad for p in params)
+        key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        if caching and self._bias_cache is not None and self._bias_cache[0] == key:
+            return self._bias_cache[1]
         n = self.window * self.window
         table = self.rpe_mlp(self.relative_coords_table).view(-1, self.num_heads)
         bias = table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
-        return 16 * torch.sigmoid(bias)
+        bias = 16 * torch.sigmoid(bias).contiguous()
+        self._bias_cache = (key, bias.detach()) if caching else None
+        return bias
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B_w, N, C)`` windows; ``mask (nW, N, N)`` additive, or None."""
@@ -96,10 +108,11 @@ class WindowAttention(nn.Module):
         k = F.normalize(k, dim=-1)
         attn_bias = self.position_bias().unsqueeze(0)                      # (1, h, N, N)
         if mask is not None:
-            # Broadcast the (nW, N, N) shift mask over images: (B, nW, h, N, d) layout.
+            # Shift mask differs per window: merge windows into the head axis, (B, nW*h, N, d),
+            # so one (1, nW*h, N, N) bias broadcasts over images and SDPA keeps its fused path.
             nw = mask.shape[0]
-            q, k, v = (t.view(bw // nw, nw, *t.shape[1:]) for t in (q, k, v))
-            attn_bias = attn_bias + mask.unsqueeze(1)                      # (nW, h, N, N)
+            q, k, v = (t.reshape(bw // nw, nw * self.num_heads, n, -1) for t in (q, k, v))
+            attn_bias = (attn_bias + mask.unsqueeze(1)).reshape(1, -1, n, n)  # (1, nW*h, N, N)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias.to(q.dtype),
                                              scale=1.0)
         return self.proj(out.reshape(bw, self.num_heads, n, -1).transpose(1, 2).reshape(bw, n, c))
@@ -226,11 +239,16 @@ class _Stage(nn.Module):
                       cfg.norm_eps)
             for i in range(depth))
         self.downsample = PatchMerging(dim, cfg.norm_eps) if downsample else None
+        self._mask_cache: dict[tuple, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
         mask = None
         if any(b.shift for b in self.blocks):
-            mask = shifted_window_mask(h, w, self.window, self.shift, x.device)
+            key = (h, w, x.device)
+            if key not in self._mask_cache:  # constant per resolution and device
+                self._mask_cache[key] = shifted_window_mask(h, w, self.window, self.shift,
+                                                            x.device)
+            mask = self._mask_cache[key]
         for blk in self.blocks:
             x = blk(x, h, w, mask)
         down = self.downsample(x, h, w) if self.downsample is not None else x

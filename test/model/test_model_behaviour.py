@@ -17,7 +17,7 @@ from postometro_ros.model.position_encoding import sine_position_encoding
 from postometro_ros.model.postometro import (
     build_model, decoder_attention_mask, FixedUpsample)
 from postometro_ros.model.resnet import resnet50
-from postometro_ros.model.swin_v2 import shifted_window_mask, SwinBlock
+from postometro_ros.model.swin_v2 import shifted_window_mask, SwinBlock, WindowAttention
 
 SIZE = 128  # tiny tests run at 128 px (4x4 image tokens) to stay fast
 
@@ -275,6 +275,42 @@ def test_swin_windows_are_local_and_shift_connects_neighbours():
     assert moved(plain, None, (0, 0), (3, 3)) > 1e-4         # same window
     assert moved(shifted, mask, (3, 3), (4, 4)) > 1e-4       # shifted window spans the border
     assert moved(shifted, mask, (0, 0), (7, 7)) < 1e-6       # rolled-around region is masked
+
+
+def test_window_attention_matches_explicit_cosine_formula():
+    torch.manual_seed(0)
+    attn = WindowAttention(16, window=4, num_heads=2, pretrain_window=4, rpe_hidden_dim=8).eval()
+    with torch.no_grad():
+        attn.q_bias.normal_()
+        attn.v_bias.normal_()
+        attn.logit_scale[1] = 6.0                     # above the clamp at ln(100)
+    mask = shifted_window_mask(8, 8, 4, 2)            # (4, 16, 16)
+    x = torch.randn(2 * 4, 16, 16)                    # two images x four windows
+    with torch.no_grad():
+        got = attn(x, mask)
+        qkv = x @ attn.qkv.weight.t() + torch.cat(
+            [attn.q_bias, torch.zeros(16), attn.v_bias])
+        q, k, v = qkv.view(8, 16, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        cos = torch.nn.functional.normalize(q, dim=-1) @ \
+            torch.nn.functional.normalize(k, dim=-1).transpose(-1, -2)
+        scale = attn.logit_scale.clamp(max=math.log(100)).exp()
+        logits = cos * scale + attn.position_bias() + mask.repeat(2, 1, 1).unsqueeze(1)
+        want = attn.proj((logits.softmax(-1) @ v).transpose(1, 2).reshape(8, 16, 16))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    bias = attn.position_bias()
+    assert bias.shape == (2, 16, 16) and 0 < bias.min() and bias.max() < 16
+
+
+def test_position_bias_cache_follows_weight_updates():
+    attn = WindowAttention(8, window=4, num_heads=2, pretrain_window=4, rpe_hidden_dim=8)
+    with torch.no_grad():
+        first = attn.position_bias()
+        assert attn.position_bias() is first                  # cached without autograd
+        attn.rpe_mlp[2].weight.add_(0.5)                      # in-place update (optimizer, load)
+        second = attn.position_bias()
+    assert not torch.equal(first, second)
+    with torch.enable_grad():
+        assert attn.position_bias().requires_grad             # training path is never cached
 
 
 def test_backbone_output_shapes_on_meta():
