@@ -50,6 +50,8 @@ class MeshModelConfig:
     """Stage-2 PCT file (its config fixes the PCT sizes); unused without pose tokens."""
     pose_tokens_twice: bool = True
     freeze_pose_branch: bool = True
+    dropout: float = 0.1
+    """Transformer dropout (FastMETRO 0.1); 0 also lets attention skip the dropout masks."""
 
 
 @dataclass
@@ -75,7 +77,7 @@ def build_postometro(cfg: MeshModelConfig, topology: Any) -> PostoMETRO:
     """Build the network, loading the frozen PCT branch from ``cfg.pct_weights``."""
     if not cfg.use_pose_tokens:
         net_cfg = postometro_config(cfg.name, use_pose_tokens=False, image_size=cfg.image_size,
-                                    pose_tokens_twice=cfg.pose_tokens_twice)
+                                    pose_tokens_twice=cfg.pose_tokens_twice, dropout=cfg.dropout)
         return build_model(replace(net_cfg, name=net_cfg.name + '_nopose'), topology)
     tensors, pct_cfg, _ = read_pct_file(cfg.pct_weights)
     if pct_cfg.image_size != cfg.image_size:
@@ -83,7 +85,7 @@ def build_postometro(cfg: MeshModelConfig, topology: Any) -> PostoMETRO:
                          f'model.image_size={pct_cfg.image_size}')
     net_cfg = postometro_config(cfg.name, use_pose_tokens=True, image_size=cfg.image_size,
                                 pct=pct_cfg, pose_tokens_twice=cfg.pose_tokens_twice,
-                                freeze_pose_branch=cfg.freeze_pose_branch)
+                                freeze_pose_branch=cfg.freeze_pose_branch, dropout=cfg.dropout)
     model = build_model(net_cfg, topology)
     load_pct(tensors, model, part='all')
     return model

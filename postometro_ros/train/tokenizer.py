@@ -14,6 +14,7 @@ is trained too (no pretrained tiny Swin exists).
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,19 +90,43 @@ def read_pct_file(path: str | Path) -> tuple[dict[str, torch.Tensor], PCTConfig,
 
 
 class TokenizerModule(nn.Module):
-    """Stage-1 training wrapper: ``forward(batch)`` -> loss dict."""
+    """Stage-1 training wrapper: ``forward(batch)`` -> loss dict.
+
+    The tokenizer is trained on keypoints normalised to [-1, 1] (pixel targets of +-100 are slow
+    to reach from a LayerNorm'd decoder); :meth:`pixel_tokenizer` folds that normalisation into
+    the first and last Linear layers, giving the pixel-space tokenizer PostoMETRO expects.
+    """
 
     def __init__(self, cfg: TokenizerTaskConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.tokenizer = PoseTokenizer(cfg.pct.build())
+        self.half = cfg.pct.image_size / 2.0
+
+    def normalize(self, kp: torch.Tensor) -> torch.Tensor:
+        """(B, K, 3) crop px + flag -> same with xy in [-1, 1]."""
+        return torch.cat((kp[..., :2] / self.half - 1.0, kp[..., 2:]), dim=-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        kp = batch['keypoints']                                              # (B, 17, 3)
+        kp = self.normalize(batch['keypoints'])                              # (B, 17, 3)
         out = self.tokenizer(kp)
         joint = keypoint_smooth_l1(out.joints, kp, self.cfg.smooth_l1_beta)
         loss = self.cfg.joint_weight * joint + self.cfg.commitment_weight * out.commitment_loss
         return {'loss': loss, 'joint': joint, 'commitment': out.commitment_loss}
+
+    def pixel_tokenizer(self) -> PoseTokenizer:
+        """A copy whose inputs and outputs are crop pixels (exactly the same function)."""
+        tok = copy.deepcopy(self.tokenizer)
+        h = self.half
+        with torch.no_grad():
+            # x_n = x / h - 1:  W x_n + b = (W / h) x + (b - W 1)
+            w = tok.start_embed.weight
+            tok.start_embed.bias -= w.sum(1)
+            w /= h
+            # x = h (y_n + 1):  h (W y + b) + h
+            tok.recover_embed.weight *= h
+            tok.recover_embed.bias.mul_(h).add_(h)
+        return tok
 
 
 class TokenizerTask:
@@ -129,7 +154,7 @@ class TokenizerTask:
 
     def evaluate(self, module: nn.Module, loader: DataLoader, device: torch.device
                  ) -> dict[str, float]:
-        tok: PoseTokenizer = module.tokenizer
+        tok = module.pixel_tokenizer().eval()
         meter = RunningMean()
         used = torch.zeros(tok.cfg.token_class_num, dtype=torch.bool)
         for batch in loader:
@@ -147,10 +172,11 @@ class TokenizerTask:
         return metrics
 
     def export(self, module: nn.Module, path: Path, provenance: dict[str, Any]) -> Path:
-        state = {TOKENIZER_PREFIX + k: v for k, v in module.tokenizer.state_dict().items()}
+        tok = module.pixel_tokenizer()
+        state = {TOKENIZER_PREFIX + k: v for k, v in tok.state_dict().items()}
         return save_state_dict(path, state, {
             'format': 'postometro_ros.pct', 'stage': 'tokenizer',
-            'pct_config': config_to_dict(module.tokenizer.cfg), 'provenance': provenance})
+            'pct_config': config_to_dict(tok.cfg), 'provenance': provenance})
 
 
 class ClassifierModule(nn.Module):

@@ -212,6 +212,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.module = task.build_module().to(self.device)
         self.train_set, self.eval_set = task.build_datasets()
+        if self.eval_set is not None and len(self.eval_set) == 0:
+            raise ValueError('the evaluation split is empty: check the data (a dataset writer '
+                             'that died leaves empty TSVs behind)')
         self.ddp_module: nn.Module = self.module
         if self.dist.distributed:
             self.ddp_module = DistributedDataParallel(

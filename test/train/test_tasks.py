@@ -1,0 +1,164 @@
+# Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
+"""Training stages on a tiny labelled set made from the procedural body: GT consistency, losses,
+the tokenizer's pixel fold, and tokenizer -> classifier -> PostoMETRO -> evaluation end to end."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from postometro_ros.body import joints as J
+from postometro_ros.body.body_model import load_body_assets
+from postometro_ros.body.procedural import ensure_procedural_assets
+from postometro_ros.data.datasets import DataConfig, collate_samples
+from postometro_ros.data.transforms import AugmentConfig
+from postometro_ros.data.tsv import write_tsv_split
+from postometro_ros.model.checkpoint import load_checkpoint
+from postometro_ros.train.evaluate import evaluate_checkpoint, format_table
+from postometro_ros.train.losses import (MeshLossConfig, joints_2d_l1, joints_3d_l1,
+                                         orthographic_projection, vertex_l1)
+from postometro_ros.train.mesh import (J24_TO_J14, MeshModelConfig, MeshTask, MeshTaskConfig)
+from postometro_ros.train.metrics import mpjpe_mm
+from postometro_ros.train.tokenizer import (ClassifierTask, ClassifierTaskConfig, PCTModelConfig,
+                                            TokenizerModule, TokenizerTask, TokenizerTaskConfig)
+from postometro_ros.train.trainer import OptimConfig, Trainer, TrainerConfig
+
+SIZE = 64
+
+
+@pytest.fixture(scope='module')
+def body_dir():
+    return ensure_procedural_assets()
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory, body_dir):
+    """8 labelled crops per split: joints from the body model's regressors, pinhole projection."""
+    root = tmp_path_factory.mktemp('mini_synth')
+    assets = load_body_assets(body_dir)
+    body = assets.body_model()
+    rng = np.random.default_rng(0)
+    for split in ('train', 'test_clean'):
+        records = []
+        for i in range(8):
+            pose = rng.normal(scale=0.2, size=72)
+            pose[:3] = [np.pi + rng.normal(scale=0.2), rng.normal(scale=0.5), 0.0]  # upright
+            betas = rng.normal(scale=0.5, size=10)
+            with torch.no_grad():
+                v = body(betas=torch.tensor(betas[None], dtype=torch.float32),
+                         global_orient=torch.tensor(pose[None, :3], dtype=torch.float32),
+                         body_pose=torch.tensor(pose[None, 3:], dtype=torch.float32)
+                         ).vertices[0].numpy().astype(np.float64)
+            v += [0.0, 0.0, 3.0]
+            j14 = assets.j14_regressor @ v
+            j24 = np.repeat(j14[13:14], 24, axis=0)
+            j24[list(J.J24_TO_J14)] = j14
+            j24[J.J24_NAMES.index('pelvis')] = assets.h36m_regressor[0] @ v
+            f, c = 60.0, 40.0
+            uv24 = f * j24[:, :2] / j24[:, 2:] + c
+            coco = (assets.coco17_regressor @ v) if assets.coco17_regressor is not None \
+                else j24[[J.J24_NAMES.index(n) for n in J.COCO17_NAMES]]
+            uvc = f * coco[:, :2] / coco[:, 2:] + c
+            label = {'center': [c, c], 'scale': 0.4, 'has_2d_joints': 1, 'has_3d_joints': 1,
+                     '2d_joints': np.concatenate([uv24, np.ones((24, 1))], 1).tolist(),
+                     '3d_joints': np.concatenate([j24, np.ones((24, 1))], 1).tolist(),
+                     '2d_joints_coco17': np.concatenate([uvc, np.ones((17, 1))], 1).tolist(),
+                     'pose': pose.tolist(), 'betas': betas.tolist(), 'has_smpl': 1}
+            img = rng.integers(0, 255, size=(80, 80, 3), dtype=np.uint8)
+            records.append((f'{split}{i}', img, [label]))
+        write_tsv_split(root, split, records)
+    return root
+
+
+def _trainer_cfg(out, **kw):
+    return TrainerConfig(out_dir=str(out), epochs=1, batch_size=4, steps_per_epoch=2,
+                         progress=False, tensorboard=False, device='cpu', log_every_steps=1,
+                         optim=OptimConfig(lr=1e-3), **kw)
+
+
+def test_gt_mesh_matches_label_joints_under_augmentation(data_root, body_dir):
+    aug = AugmentConfig(flip_prob=0.5, rot_zero_prob=0.0)
+    task = MeshTask(MeshTaskConfig(
+        model=MeshModelConfig(use_pose_tokens=False, image_size=SIZE), body_assets=str(body_dir),
+        data=DataConfig(root=str(data_root), augment=aug)))
+    module = task.build_module()
+    train, _ = task.build_datasets()
+    for seeds in ((None,) * 8, range(1, 9), range(11, 19)):
+        keys = [i if s is None else (i, s) for i, s in zip(range(8), seeds)]
+        batch = collate_samples([train[k] for k in keys])
+        fine = module.gt_meshes(batch['pose'], batch['betas'])[2]
+        mesh_joints = torch.einsum('jv,bvc->bjc', module.joint_regressor, fine)
+        err = mpjpe_mm(mesh_joints, batch['joints_3d'][:, J24_TO_J14, :3])
+        assert err.max() < 1.0, err  # mm: pose, flip and rotation stay consistent with the joints
+
+
+def test_losses_vanish_for_perfect_predictions():
+    gt3 = torch.randn(3, 14, 4)
+    gt3[..., 3] = 1.0
+    assert joints_3d_l1(gt3[..., :3] + 5.0, gt3, torch.ones(3)) < 1e-6  # hip-centred
+    cam = torch.tensor([[2.0, 0.1, -0.2]] * 3)
+    gt2 = torch.cat([orthographic_projection(gt3[..., :3], cam), torch.ones(3, 14, 1)], -1)
+    assert joints_2d_l1(orthographic_projection(gt3[..., :3], cam), gt2) < 1e-6
+    gt2[0, :, 2] = 0.0  # invisible joints do not count
+    noisy = orthographic_projection(gt3[..., :3], cam)
+    noisy[0] += 10
+    assert joints_2d_l1(noisy, gt2) < 1e-6
+    meshes = (torch.randn(3, 5, 3), torch.randn(3, 7, 3))
+    bad = (meshes[0] + 1, meshes[1] + 1)
+    assert vertex_l1(bad, meshes, torch.tensor([0.0, 0, 0]), (0.5, 0.5)) == 0
+    assert math.isclose(float(vertex_l1(bad, meshes, torch.tensor([1.0, 0, 0]), (0.5, 0.5))), 1.0,
+                        rel_tol=1e-6)
+    assert MeshLossConfig().vertices == 1000 and MeshLossConfig().joints_2d == 100
+
+
+def test_tokenizer_pixel_fold_is_exact():
+    module = TokenizerModule(TokenizerTaskConfig(pct=PCTModelConfig(image_size=SIZE))).eval()
+    kp = torch.rand(4, 17, 3) * SIZE
+    kp[..., 2] = 1.0
+    norm_out = module.tokenizer(module.normalize(kp))
+    pix_out = module.pixel_tokenizer().eval()(kp)
+    torch.testing.assert_close(pix_out.joints, (norm_out.joints + 1) * SIZE / 2, atol=1e-3,
+                               rtol=1e-5)
+    assert torch.equal(pix_out.token_ids, norm_out.token_ids)
+
+
+@pytest.mark.slow  # three short trainings and an evaluation: ~30 s on a busy 2-core machine
+def test_tokenizer_classifier_mesh_end_to_end(data_root, body_dir, tmp_path):
+    data = DataConfig(root=str(data_root))
+    pct = PCTModelConfig(image_size=SIZE)
+    tok = TokenizerTask(TokenizerTaskConfig(pct=pct, data=data, export=str(tmp_path / 'tok.st')))
+    t = Trainer(_trainer_cfg(tmp_path / 'tok'), tok)
+    tok_metrics = t.fit()
+    assert tok_metrics['recon_px'] > 0 and tok_metrics['codebook_used'] >= 1
+    t.export_best(tmp_path / 'tok.st', {})
+    cls = ClassifierTask(ClassifierTaskConfig(pct=pct, data=data,
+                                              tokenizer_weights=str(tmp_path / 'tok.st')))
+    t = Trainer(_trainer_cfg(tmp_path / 'cls'), cls)
+    metrics = t.fit()
+    assert 0.0 <= metrics['token_acc'] <= 1.0 and math.isfinite(metrics['decoded_px'])
+    # the classifier starts from the exported tokenizer exactly
+    assert metrics['tokenizer_px'] == pytest.approx(tok_metrics['recon_px'], rel=1e-4)
+    t.export_best(tmp_path / 'pct.st', {})
+    mesh = MeshTask(MeshTaskConfig(
+        model=MeshModelConfig(image_size=SIZE, pct_weights=str(tmp_path / 'pct.st'), dropout=0.0),
+        body_assets=str(body_dir), data=data))
+    t = Trainer(_trainer_cfg(tmp_path / 'mesh'), mesh)
+    metrics = t.fit()
+    assert {'mpvpe', 'mpjpe', 'pa_mpjpe', 'mpjpe_tokens'} <= set(metrics)
+    path = t.export_best(tmp_path / 'mesh.safetensors', {'test': True})
+    model, meta = load_checkpoint(path)
+    assert model.cfg.use_pose_tokens and meta.provenance == {'test': True}
+    # frozen pose branch: the PCT weights in the export are the stage-2 file's
+    from postometro_ros.train.tokenizer import read_pct_file
+    pct_weights, _, _ = read_pct_file(tmp_path / 'pct.st')
+    for k, v in model.pct.state_dict().items():
+        assert torch.equal(v, pct_weights[k]), k
+    result = evaluate_checkpoint(path, data_root, splits=('test_clean',), body_assets=body_dir,
+                                 baseline_samples=8, qualitative=1, out_dir=tmp_path / 'eval')
+    clean = result['splits']['test_clean']
+    assert clean['pa_mpjpe'] == pytest.approx(metrics['pa_mpjpe'], rel=1e-4)
+    assert len(clean['pa_mpjpe_per_joint']) == 14
+    assert (tmp_path / 'eval' / 'qualitative_test_clean_0.png').exists()
+    table = format_table({'mean': result['baseline']['body frame']['splits'],
+                          'model': result['splits']}, ('test_clean',))
+    assert 'PA-MPJPE' in table and 'model' in table
