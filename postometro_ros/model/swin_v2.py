@@ -93,7 +93,7 @@ class WindowAttention(nn.Module):
         table = self.rpe_mlp(self.relative_coords_table).view(-1, self.num_heads)
         bias = table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
         bias = 16 * torch.sigmoid(bias).contiguous()
-        self._bias_cache = (key, bias.detach()) if caching else None
+        self._bias_cache = (key, bias) if caching else None
         return bias
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
