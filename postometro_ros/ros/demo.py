@@ -503,7 +503,7 @@ def print_summary(s: dict) -> None:
     gt = s['ground_truth_people_per_frame_mean']
     lines += [
         f"frames: {s['frames_published']} published, {s['frames_processed']} processed, "
-        f"{s['frames_dropped']} dropped (node busy)",
+        f"{s['frames_dropped']} not processed (node busy with the previous frame)",
         f"people per frame: mean {s['people_per_frame_mean']:.2f}, max "
         f"{s['people_per_frame_max']}"
         + (f' (ground truth mean {gt:.2f})' if gt is not None else ''),

@@ -1,0 +1,58 @@
+# Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
+"""The README demo command, end to end in a subprocess (short synthetic video)."""
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import cv2
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_demo_command_writes_all_outputs(tmp_path):
+    out = tmp_path / 'demo'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'postometro_ros.ros.demo', '--source', 'synth:10:0',
+         '--rate', '2', '--out', str(out), '--synth-cache', str(tmp_path / 'cache'),
+         '--snapshots', '2'],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert '=== postometro demo summary ===' in proc.stdout
+    summary = json.loads((out / 'summary.json').read_text())
+    trained = (REPO / 'models' / 'postometro_tiny_synth.safetensors').is_file()
+    # Never pretend: an untrained network is announced in the summary and on stdout.
+    assert summary['untrained'] is (not trained)
+    assert ('UNTRAINED' in proc.stdout) is (not trained)
+    assert summary['frames_published'] == 10
+    assert 1 <= summary['frames_processed'] <= 10
+    assert summary['node_stage_latency_ms'].get('detect', 0) > 0
+
+    cap = cv2.VideoCapture(str(out / 'annotated.mp4'))
+    n_video = 0
+    while cap.read()[0]:
+        n_video += 1
+    assert n_video == summary['frames_processed']
+    snaps = sorted(out.glob('snapshot_*.png'))
+    assert 1 <= len(snaps) <= 2
+    assert cv2.imread(str(snaps[0])).shape == (480, 640, 3)
+
+    with open(out / 'demo.mcap', 'rb') as f:
+        counts = {}
+        for _, channel, _, msg in make_reader(
+                f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+            counts[channel.topic] = counts.get(channel.topic, 0) + 1
+            if channel.topic == '/postometro/humans':
+                assert msg.header.frame_id == 'camera_optical_frame'
+            if channel.topic == '/postometro/skeleton_info':
+                assert len(msg.joint_names) == 14
+    # One ~/humans per processed frame, plus the warm-up frame.
+    assert counts['/postometro/humans'] == summary['frames_processed'] + 1
+    for topic in ('/postometro/skeleton_info', '/diagnostics', '/camera/camera_info',
+                  '/postometro/markers'):
+        assert counts.get(topic, 0) >= 1, (topic, counts)
