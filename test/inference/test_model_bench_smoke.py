@@ -3,9 +3,12 @@
 
 import json
 
+import pytest
+
 from postometro_ros.bench import model_bench
 
 
+@pytest.mark.slow
 def test_model_bench_tiny_writes_json_and_table(tmp_path, capsys):
     out = tmp_path / 'bench'
     assert model_bench.main(['--configs', 'tiny', '--batches', '1,2', '--reps', '1',

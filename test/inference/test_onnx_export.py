@@ -18,6 +18,7 @@ def topology():
     return MeshTopology.load(ensure_procedural_assets() / 'topology.npz')
 
 
+@pytest.mark.slow
 def test_tiny_onnx_matches_pytorch_with_dynamic_batch(tmp_path, topology):
     torch.manual_seed(0)
     model = build_model(postometro_config('postometro_tiny'), topology)
