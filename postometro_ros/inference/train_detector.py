@@ -79,9 +79,9 @@ class TrainConfig:
 
     data: str = str(REPO_ROOT / 'runs' / 'yolo_person' / 'data' / 'data.yaml')
     model: str = str(TINY_YAML)
-    epochs: int = 7
-    imgsz: int = 256
-    batch: int = 16
+    epochs: int = 12
+    imgsz: int = 224
+    batch: int = 8
     seed: int = 0
     project: str = str(REPO_ROOT / 'runs' / 'yolo_person')
     name: str = 'train'
@@ -287,14 +287,14 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument('--val', type=int, default=100)
         p.add_argument('--test', type=int, default=200)
         p.add_argument('--seed', type=int, default=0)
-    p_all.add_argument('--epochs', type=int, default=7)
-    p_all.add_argument('--imgsz', type=int, default=256)
-    p_all.add_argument('--batch', type=int, default=16)
+    p_all.add_argument('--epochs', type=int, default=12)
+    p_all.add_argument('--imgsz', type=int, default=224)
+    p_all.add_argument('--batch', type=int, default=8)
     p_all.add_argument('--model', default=str(TINY_YAML.relative_to(REPO_ROOT)))
     p_ev = sub.add_parser('evaluate', help='mAP of weights on a split')
     p_ev.add_argument('weights')
     p_ev.add_argument('--data', default='runs/yolo_person/data/data.yaml')
-    p_ev.add_argument('--imgsz', type=int, default=256)
+    p_ev.add_argument('--imgsz', type=int, default=224)
     p_ev.add_argument('--split', default='test')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
