@@ -278,7 +278,7 @@ class SceneGenerator:
             side = rng.uniform(0.35, 0.5)
             world.occluders.append(S.OccluderSpec(
                 'stool', (side, seat, side), np.array([c[0], seat / 2, c[2]]),
-                float(np.arctan2(back[0], back[2])), S._object_material(rng)))
+                float(np.arctan2(back[0], back[2])), S.object_material(rng)))
 
     def _occluder_clear(self, occ: S.OccluderSpec, posed: list[_Posed],
                         world: S.WorldSpec) -> bool:
@@ -313,7 +313,7 @@ class SceneGenerator:
             for _ in range(6):
                 j = int(rng.integers(24))
                 target_w = world.cam_pos + q.joints[j] @ world.R_cw   # camera -> world
-                occ = S.sample_occluder(rng, q.joints[j], world, target_w)
+                occ = S.sample_occluder(rng, world, target_w)
                 if self._occluder_clear(occ, posed, world):
                     world.occluders.append(occ)
                     break
@@ -350,7 +350,6 @@ class SceneGenerator:
                     continue
             keep.append(q)
             kept_boxes.append(b)
-        # person-occlusion split: keep only people involved in a behind-relation pair
         return keep
 
     def _separate_people(self, world: S.WorldSpec) -> None:

@@ -275,8 +275,10 @@ def face_incidence(faces: np.ndarray, num_vertices: int) -> sp.csr_matrix:
 class Renderer:
     """EGL off-screen renderer; one per process (the GL context is not fork-safe).
 
+    Framebuffers are created once per image size and reused.
+
     Args:
-        max_size: largest (W, H) this renderer will draw; framebuffers are reused per size.
+        near, far: clip distances (m) of the perspective depth range.
     """
 
     def __init__(self, near: float = 0.05, far: float = 200.0):

@@ -176,7 +176,8 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
                       shorts=bool(rng.random() < 0.25))
 
 
-def _object_material(rng: np.random.Generator) -> Material:
+def object_material(rng: np.random.Generator) -> Material:
+    """Random colour and pattern for an occluder / stool / wall (region 0)."""
     colors = np.zeros((6, 3), np.float32)
     colors[0] = _hsv(rng.random(), rng.uniform(0, 0.8), rng.uniform(0.2, 0.95))
     patterns = np.zeros((6, 4), np.float32)
@@ -205,7 +206,7 @@ def sample_background(rng: np.random.Generator) -> tuple[Background, Material, M
         floor_p[0] = (1, rng.uniform(0.5, 3.0), rng.uniform(0.1, 0.4), 0)
     wall = None
     if rng.random() < 0.5:
-        wall = _object_material(rng)
+        wall = object_material(rng)
     # light from above-ish, random azimuth, in world coordinates (converted by the generator)
     az = rng.uniform(0, 2 * np.pi)
     el = np.deg2rad(rng.uniform(20, 80))
@@ -266,12 +267,14 @@ def sample_world(rng: np.random.Generator, width: int, height: int, split: str =
                      wall_z=-(far + rng.uniform(1.5, 8.0)), light=light, split=split)
 
 
-def sample_occluder(rng: np.random.Generator, target_cam: np.ndarray, world: WorldSpec,
-                    target_world: np.ndarray) -> OccluderSpec:
+def sample_occluder(rng: np.random.Generator, world: WorldSpec, target_world: np.ndarray
+                    ) -> OccluderSpec:
     """An occluder on the line of sight from the camera to ``target_world`` (a body point).
 
+    Boxes and short cylinders stand on the floor and reach up to the line of sight, pillars are
+    3 m tall, boards float (held signs, panels) facing the camera.
+
     Args:
-        target_cam: (3,) the same point in the camera frame (for its distance).
         target_world: (3,) world position of the body point to hide.
     """
     C = world.cam_pos
@@ -283,7 +286,7 @@ def sample_occluder(rng: np.random.Generator, target_cam: np.ndarray, world: Wor
     # sizes shrink with t so the occluder covers a part of the person, not all of it
     k = max(t, 0.3)
     yaw = rng.uniform(-np.pi, np.pi)
-    mat = _object_material(rng)
+    mat = object_material(rng)
     kind = ('box', 'cylinder', 'board')[rng.integers(3)]
     if kind == 'box':
         hgt = max(0.2, p[1] + rng.uniform(0.0, 0.35) * k)

@@ -73,7 +73,7 @@ def make_video(out_dir, num_frames: int = 150, seed: int = 0, assets=None,
     bases = [S.sample_person(rng, k, cfg, action='walking') for k in range(num_people)]
     tracks = _tracks(rng, num_frames, fps, num_people)
     pillar = S.OccluderSpec('cylinder', (0.14, 3.0, 0.14), np.array([0.9, 1.5, -3.9]), 0.0,
-                            S._object_material(rng))
+                            S.object_material(rng))
     writer = cv2.VideoWriter(str(out / 'video.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), fps,
                              (w, h))
     counts = []
