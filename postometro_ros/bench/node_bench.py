@@ -372,6 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     work = REPO_ROOT / 'runs' / 'node_bench'
     work.mkdir(parents=True, exist_ok=True)
+    if not Path(args.checkpoint).is_file():
+        # Latency does not depend on the weights: time the same architecture, untrained, and
+        # say so.
+        from postometro_ros.ros.demo import ensure_checkpoint
+        args.checkpoint = str(ensure_checkpoint(Path(args.checkpoint), work)[0])
+        logger.warning('checkpoint missing: timing an UNTRAINED network of the same '
+                       'architecture (%s)', args.checkpoint)
     results = []
     for n in args.people:
         r = run_once(n, args, work)
@@ -381,14 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(results)
     load = os.getloadavg()
     meta = {'host': platform.node(), 'cpus': os.cpu_count(), 'loadavg': load,
+            'checkpoint': args.checkpoint,
             'python': platform.python_version(), 'args': vars(args)}
     out.mkdir(parents=True, exist_ok=True)
     plot(results, out / f'node_latency_{args.device.replace(":", "")}.png')
     (work / f'results_{args.device.replace(":", "")}.json').write_text(json.dumps(
         {'meta': meta, 'results': [r.__dict__ for r in results]}, indent=1, default=float))
     print(table)
-    print(f'\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} '
-          f'on {os.cpu_count()} CPUs')
+    print(f'\ncheckpoint: {args.checkpoint}\nload average at the end: {load[0]:.1f} '
+          f'{load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs')
     return 0
 
 
