@@ -83,18 +83,24 @@ class WindowAttention(nn.Module):
 
         Without autograd the bias depends only on the RPE MLP weights, so it is cached and
         recomputed when their storage or version counter (bumped by in-place loads) changes.
+        Not cached while torch.compile traces (the graph computes it; no graph breaks).
         """
+        if torch.compiler.is_compiling():
+            return self._compute_position_bias()
         params = [self.rpe_mlp[0].weight, self.rpe_mlp[0].bias, self.rpe_mlp[2].weight]
         caching = not torch.is_grad_enabled() or not any(p.requires_grad for p in params)
         key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
         if caching and self._bias_cache is not None and self._bias_cache[0] == key:
             return self._bias_cache[1]
+        bias = self._compute_position_bias()
+        self._bias_cache = (key, bias) if caching else None
+        return bias
+
+    def _compute_position_bias(self) -> torch.Tensor:
         n = self.window * self.window
         table = self.rpe_mlp(self.relative_coords_table).view(-1, self.num_heads)
         bias = table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
-        bias = 16 * torch.sigmoid(bias).contiguous()
-        self._bias_cache = (key, bias) if caching else None
-        return bias
+        return 16 * torch.sigmoid(bias).contiguous()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B_w, N, C)`` windows; ``mask (nW, N, N)`` additive, or None."""
