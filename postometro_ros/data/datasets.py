@@ -76,7 +76,8 @@ class MeshDataset(Dataset):
 
     Each item is a dict of tensors:
         ``image`` (3, S, S) normalised (only with ``load_images``), ``joints_2d`` (24, 3) in
-        normalised crop coordinates (``geometry.crop.crop_px_to_normalized``) + visibility, ``joints_3d`` (24, 4) pelvis-centred
+        normalised crop coordinates (``geometry.crop.crop_px_to_normalized``) + visibility,
+        ``joints_3d`` (24, 4) pelvis-centred
         metres + confidence, ``keypoints`` (17, 3) COCO-17 crop px + labelled flag,
         ``keypoints_visible`` (17,) bool (labelled and not occluded), ``pose`` (72,),
         ``betas`` (10,), ``has_2d``, ``has_3d``, ``has_smpl`` (scalars), ``occlusion`` (24,) int
@@ -88,8 +89,8 @@ class MeshDataset(Dataset):
                  max_samples: int = 0) -> None:
         self.splits = [TSVSplit(p) for p in yaml_paths]
         self.offsets = np.cumsum([0] + [len(s) for s in self.splits])
-        self.size = int(self.offsets[-1]) if not max_samples else min(max_samples,
-                                                                       int(self.offsets[-1]))
+        total = int(self.offsets[-1])
+        self.size = min(max_samples, total) if max_samples else total
         self.image_size = image_size
         self.augment = augment or T.AugmentConfig(enabled=False)
         self.load_images = load_images

@@ -52,6 +52,6 @@ def similarity_transform(
 
 
 def procrustes_align(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Return ``source`` (B, N, 3) after the best similarity transform onto ``target`` (B, N, 3)."""
+    """``source`` (B, N, 3) after its best similarity transform onto ``target`` (B, N, 3)."""
     scale, rotation, translation = similarity_transform(source, target)
     return scale[:, None, None] * source @ rotation.transpose(1, 2) + translation[:, None]

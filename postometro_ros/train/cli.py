@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                    help='override, e.g. trainer.epochs=3 or task.losses.vertices=500')
     p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    logging.basicConfig(level=logging.INFO,
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_yaml(args.config) if args.config else {}

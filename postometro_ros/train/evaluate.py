@@ -1,5 +1,5 @@
 # Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
-"""``postometro-eval``: MPVPE / MPJPE / PA-MPJPE per test split, per joint, vs a mean-pose baseline.
+"""``postometro-eval``: MPVPE / MPJPE / PA-MPJPE per test split and joint, vs mean-pose baselines.
 
 Example::
 
@@ -9,8 +9,8 @@ Example::
 Prints a table shaped like the paper's Tables 1/2/5 (one row per method, MPVPE / MPJPE / PA-MPJPE
 per split), a per-joint PA-MPJPE table, and for models with pose tokens the pose-branch
 diagnostics (token accuracy, decoded-keypoint error, mean token confidence). Writes
-``<out>/metrics.json`` and ``<out>/qualitative_<split>_<i>.png`` (crop with the 2D pose decoded from
-the tokens and the projected predicted mesh next to the ground truth).
+``<out>/metrics.json`` and ``<out>/qualitative_<split>_<i>.png`` (crop with the 2D pose decoded
+from the tokens and the projected predicted mesh next to the ground truth).
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ from postometro_ros.train.losses import MeshLossConfig, orthographic_projection
 from postometro_ros.train.mesh import J24_TO_J14, MeshModule, _ensure_assets, evaluate_mesh
 from postometro_ros.train.metrics import RunningMean, mpjpe_mm, mpvpe_mm, pa_mpjpe_mm
 from postometro_ros.train.tokenizer import evaluate_classifier
-from postometro_ros.train.trainer import move_to_device
 
 __all__ = ['main', 'evaluate_checkpoint', 'mean_pose_baseline', 'format_table']
 
@@ -98,7 +97,8 @@ def _evaluate_constant(module: MeshModule, loader: DataLoader, joints: torch.Ten
         meter.update('mpvpe', mpvpe_mm(verts.expand(b, -1, -1), gt_fine), batch['has_smpl'] > 0)
         meter.update('mpjpe', mpjpe_mm(pj, gt), batch['has_3d'] > 0)
         meter.update('pa_mpjpe', pa_mpjpe_mm(pj, gt), batch['has_3d'] > 0)
-        meter.update('pa_mpjpe_per_joint', pa_mpjpe_mm(pj, gt, per_joint=True), batch['has_3d'] > 0)
+        meter.update('pa_mpjpe_per_joint', pa_mpjpe_mm(pj, gt, per_joint=True),
+                     batch['has_3d'] > 0)
     return meter.compute()
 
 

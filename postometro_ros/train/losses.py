@@ -63,7 +63,7 @@ def joints_3d_l1(pred: torch.Tensor, gt: torch.Tensor, has_3d: torch.Tensor) -> 
 
 
 def joints_2d_l1(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """L1 of (B, J, 2) projected joints vs (B, J, 3) GT (normalised xy + visibility), all samples."""
+    """L1 of (B, J, 2) projected joints vs (B, J, 3) GT (normalised xy + visibility)."""
     return ((pred - gt[..., :2]).abs() * gt[..., 2:]).mean()
 
 

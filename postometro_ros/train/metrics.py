@@ -77,7 +77,7 @@ def mpvpe_mm(
     gt_root: torch.Tensor | None = None,
     reduction: str = 'none',
 ) -> torch.Tensor:
-    """Mean per-vertex position error in mm of (B, V, 3) meshes, optionally root-centred by (B, 3)."""
+    """Mean per-vertex error in mm of (B, V, 3) meshes, optionally root-centred by (B, 3)."""
     if pred_root is not None:
         pred_vertices = pred_vertices - pred_root[:, None]
     if gt_root is not None:
@@ -108,7 +108,7 @@ class RunningMean:
         self._count: dict[str, float] = {}
 
     def update(self, name: str, values: torch.Tensor, mask: torch.Tensor | None = None) -> None:
-        """Add per-sample ``values`` (B,) (or (B, J) per-joint rows) where ``mask`` (B,) is true."""
+        """Add per-sample ``values`` (B,) or per-joint rows (B, J) where ``mask`` (B,) is set."""
         values = values.detach().double()
         if mask is not None:
             values = values[mask.bool()]
@@ -122,7 +122,7 @@ class RunningMean:
             total = torch.as_tensor(self._sum[name], dtype=torch.float64).clone()
             count = torch.tensor(self._count[name], dtype=torch.float64)
             if dist.is_available() and dist.is_initialized():
-                # ranks may hold different names only if a split is empty on one rank; we assume not
+                # every rank must update the same names (the evaluation shards are equal in size)
                 dist.all_reduce(total)
                 dist.all_reduce(count)
             mean = total / count.clamp_min(1.0)

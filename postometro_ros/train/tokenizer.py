@@ -161,7 +161,8 @@ class TokenizerTask:
             batch = move_to_device(batch, device)
             kp = batch['keypoints']
             out = tok(kp)
-            meter.update('recon_px', keypoint_error_px(out.joints.float(), kp[..., :2], kp[..., 2]))
+            meter.update('recon_px',
+                         keypoint_error_px(out.joints.float(), kp[..., :2], kp[..., 2]))
             occluded = kp[..., 2] * (~batch['keypoints_visible']).float()
             has_occ = occluded.sum(1) > 0
             meter.update('recon_occluded_px',

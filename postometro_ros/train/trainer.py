@@ -217,8 +217,8 @@ class Trainer:
                              'that died leaves empty TSVs behind)')
         self.ddp_module: nn.Module = self.module
         if self.dist.distributed:
-            self.ddp_module = DistributedDataParallel(
-                self.module, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+            ids = [self.device.index] if self.device.type == 'cuda' else None
+            self.ddp_module = DistributedDataParallel(self.module, device_ids=ids)
         self.sampler = ResumableBatchSampler(
             len(self.train_set), cfg.batch_size, seed=cfg.seed, rank=self.dist.rank,
             world_size=self.dist.world_size)
@@ -227,7 +227,8 @@ class Trainer:
             micro = min(micro, cfg.steps_per_epoch * cfg.grad_accum)
         self.micro_per_epoch = micro - micro % cfg.grad_accum
         if self.micro_per_epoch == 0:
-            raise ValueError('no complete optimizer step per epoch: lower grad_accum or batch_size')
+            raise ValueError('no complete optimizer step per epoch: lower grad_accum or '
+                             'batch_size')
         self.steps_per_epoch = self.micro_per_epoch // cfg.grad_accum
         self.total_steps = self.steps_per_epoch * cfg.epochs
         o = cfg.optim
@@ -304,7 +305,8 @@ class Trainer:
         for i, batch in enumerate(micro_batches):
             batch = move_to_device(batch, self.device)
             last = i == len(micro_batches) - 1
-            sync = nullcontext() if last or not self.dist.distributed else self.ddp_module.no_sync()
+            skip_sync = self.dist.distributed and not last
+            sync = self.ddp_module.no_sync() if skip_sync else nullcontext()
             with sync:
                 with self._autocast():
                     losses = self.ddp_module(batch)
@@ -426,7 +428,6 @@ class Trainer:
             self.module.load_state_dict(
                 torch.load(best, map_location=self.device, weights_only=True)['model'])
         return self.task.export(self.module, Path(path), provenance)
-
 
 
 def _fmt(metrics: dict[str, float]) -> str:

@@ -37,8 +37,8 @@ def test_pa_mpjpe_matches_scipy_reference_float32():
     pred = rng.normal(scale=0.3, size=(8, 14, 3)).astype(np.float32)
     gt = pred + rng.normal(scale=0.05, size=pred.shape).astype(np.float32)
     ours = pa_mpjpe_mm(torch.from_numpy(pred), torch.from_numpy(gt)).numpy()
-    ref = [1000 * np.linalg.norm(_scipy_similarity_align(pred[b].astype(np.float64), gt[b]) - gt[b],
-                                 axis=-1).mean() for b in range(8)]
+    ref = [1000 * np.linalg.norm(_scipy_similarity_align(pred[b].astype(np.float64), gt[b])
+                                 - gt[b], axis=-1).mean() for b in range(8)]
     np.testing.assert_allclose(ours, ref, rtol=1e-5)
 
 

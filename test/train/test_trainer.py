@@ -2,6 +2,7 @@
 """Trainer: exact kill-and-resume, DDP (gloo, 2 CPU processes) equivalence, configs, plots."""
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -93,15 +94,26 @@ def test_config_rejects_unknown_keys_and_applies_overrides():
         TrainerConfig(precision='fp8')
 
 
+def _run(cmd, env, timeout):
+    """Run ``cmd``; on timeout kill its whole process group (torchrun's workers included)."""
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, out.decode(errors='replace')[-3000:]
+
+
 @pytest.mark.slow  # three interpreter start-ups with torch: about 35 s on 2 cores
 def test_torchrun_gloo_two_processes_match_one_process(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(HERE.parent.parent))
     script = str(HERE / 'toy_task.py')
-    subprocess.run([sys.executable, script, '--out', str(tmp_path / 'single'), '--batch', '4'],
-                   check=True, env=env, timeout=120)
-    subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
-                    '--nproc_per_node', '2', script, '--out', str(tmp_path / 'ddp'), '--batch', '2'],
-                   check=True, env=env, timeout=180, capture_output=True)
+    _run([sys.executable, script, '--out', str(tmp_path / 'single'), '--batch', '4'], env, 120)
+    _run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+          script, '--out', str(tmp_path / 'ddp'), '--batch', '2'], env, 240)
     h1, h2 = _history(tmp_path / 'single'), _history(tmp_path / 'ddp')
     l1 = [h['train/loss'] for h in h1 if 'train/loss' in h]
     l2 = [h['train/loss'] for h in h2 if 'train/loss' in h]

@@ -38,7 +38,8 @@ class ToyDataset(Dataset):
 class ToyModule(nn.Module):
     def __init__(self, dropout: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(dropout), nn.Linear(32, 3))
+        self.net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(32, 3))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self.net(batch['x'])
