@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                    default=str(REPO_ROOT / 'models' / 'postometro_tiny_synth.safetensors'))
     p.add_argument('--detector', default=str(REPO_ROOT / 'models' / 'yolo_person_synth.pt'))
     p.add_argument('--device', default='cpu')
-    p.add_argument('--threshold', type=float, default=0.4)
+    p.add_argument('--threshold', type=float, default=0.3)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--startup-timeout', type=float, default=180.0)
     p.add_argument('--frame-timeout', type=float, default=6.0)

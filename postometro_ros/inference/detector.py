@@ -85,7 +85,7 @@ class DetectorConfig:
     conf: float = 0.4
     iou: float = 0.5
     max_det: int = 10
-    imgsz: int = 480
+    imgsz: int = 224
     device: str = 'cpu'
     tracking: bool = True
     tracker: str = 'bytetrack.yaml'

@@ -67,7 +67,7 @@ class PipelineConfig:
     max_persons: int = 10
     tracking: bool = True
     tracker: str = 'bytetrack.yaml'
-    detector_imgsz: int = 320
+    detector_imgsz: int = 224
     rel_depth_sigma: float = 0.1
     dtype: str | None = None
 

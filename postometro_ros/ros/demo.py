@@ -530,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', default=str(DEFAULT_CHECKPOINT))
     p.add_argument('--detector', default=str(DEFAULT_DETECTOR))
     p.add_argument('--device', default='cpu')
-    p.add_argument('--threshold', type=float, default=0.4, help='person detection threshold')
+    p.add_argument('--threshold', type=float, default=0.3, help='person detection threshold')
     p.add_argument('--mesh-level', default='intermediate',
                    choices=('fine', 'intermediate', 'coarse'))
     p.add_argument('--out', default=str(DEFAULT_OUT))
