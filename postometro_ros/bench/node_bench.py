@@ -161,6 +161,7 @@ def _start_node(args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
            '-p', f'checkpoint:={args.checkpoint}', '-p', f'detector:={args.detector}',
            '-p', f'device:={args.device}', '-p', 'diagnostics_period:=0.5',
            '-p', f'detection_threshold:={args.threshold}',
+           '-p', f'image_reliability:={args.image_reliability}',
            '-r', 'image:=/bench/image', '-r', 'camera_info:=/bench/camera_info',
            '--log-level', 'warn']
     return subprocess.Popen(cmd, stdout=open(log_path, 'w'), stderr=subprocess.STDOUT,
@@ -366,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--device', default='cpu')
     p.add_argument('--threshold', type=float, default=0.3)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--image-reliability', default='reliable',
+                   choices=('best_effort', 'reliable'),
+                   help="the node's image subscription QoS (its parameter image_reliability)")
     p.add_argument('--startup-timeout', type=float, default=180.0)
     p.add_argument('--frame-timeout', type=float, default=6.0)
     p.add_argument('--out', default=str(REPO_ROOT / 'postometro_ros' / 'assets' / 'bench'))
