@@ -277,7 +277,10 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
                      Parameter('device', value=args.device),
                      Parameter('mesh_level', value=args.mesh_level),
                      Parameter('mesh_marker_level', value=args.mesh_level),
-                     Parameter('detection_threshold', value=float(args.threshold))]
+                     Parameter('detection_threshold', value=float(args.threshold)),
+                     # The camera publishes reliably; a best-effort reader lost most 0.9 MB
+                     # frames here (fragmented samples), see BENCHMARKS.md "Node latency".
+                     Parameter('image_reliability', value='reliable')]
         node = PostometroNode(context=context, parameter_overrides=overrides,
                               cli_args=['--ros-args', '-r', 'image:=/camera/image',
                                         '-r', 'camera_info:=/camera/camera_info'])
@@ -503,7 +506,7 @@ def print_summary(s: dict) -> None:
     gt = s['ground_truth_people_per_frame_mean']
     lines += [
         f"frames: {s['frames_published']} published, {s['frames_processed']} processed, "
-        f"{s['frames_dropped']} not processed (node busy with the previous frame)",
+        f"{s['frames_dropped']} not processed (node busy with an earlier frame)",
         f"people per frame: mean {s['people_per_frame_mean']:.2f}, max "
         f"{s['people_per_frame_max']}"
         + (f' (ground truth mean {gt:.2f})' if gt is not None else ''),
