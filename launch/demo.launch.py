@@ -59,6 +59,14 @@ def generate_launch_description() -> LaunchDescription:
             description='Ultralytics person detector weights.'),
         DeclareLaunchArgument('device', default_value='auto',
                               description='auto, cpu, cuda or cuda:N.'),
+        DeclareLaunchArgument(
+            'image_reliability', default_value='reliable',
+            description='Node image subscription QoS: reliable (matches the reliable camera '
+                        'source; best-effort readers lost large frames in tests) or '
+                        'best_effort (for best-effort cameras).'),
+        DeclareLaunchArgument('detection_threshold', default_value='0.3',
+                              description='Person score threshold (the demo detector scores '
+                                          'low).'),
         DeclareLaunchArgument('rviz', default_value='true', description='Start RViz.'),
         DeclareLaunchArgument(
             'rviz_config',
@@ -83,6 +91,9 @@ def generate_launch_description() -> LaunchDescription:
             'checkpoint': cfg('checkpoint'),
             'detector': cfg('detector'),
             'device': cfg('device'),
+            'image_reliability': cfg('image_reliability'),
+            'detection_threshold': ParameterValue(cfg('detection_threshold'),
+                                                  value_type=float),
         }],
         remappings=[('image', cfg('image_topic')), ('camera_info', cfg('camera_info_topic'))])
 

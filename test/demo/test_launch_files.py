@@ -99,7 +99,11 @@ def test_launch_graph(launch_description):
     for p in cam_params:
         assert f"p('{p}'" in source, p
     node_params = set(nodes['postometro'].kwargs['parameters'][1])
-    assert node_params <= {'checkpoint', 'detector', 'device'}
+    assert node_params == {'checkpoint', 'detector', 'device', 'image_reliability',
+                           'detection_threshold'}
+    params_src = (REPO / 'postometro_ros' / 'ros' / 'params.py').read_text()
+    for p in node_params:
+        assert f"ParamSpec('{p}'" in params_src, p
     # RViz gets the shipped config and only starts on request.
     assert nodes['rviz2'].kwargs['arguments'][0] == '-d'
     assert type(nodes['rviz2'].kwargs['condition']).__name__ == 'If'
