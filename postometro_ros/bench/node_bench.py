@@ -162,6 +162,7 @@ def _start_node(args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
            '-p', f'device:={args.device}', '-p', 'diagnostics_period:=0.5',
            '-p', f'detection_threshold:={args.threshold}',
            '-p', f'image_reliability:={args.image_reliability}',
+           '-p', f'tracking:={str(args.tracking).lower()}',
            '-r', 'image:=/bench/image', '-r', 'camera_info:=/bench/camera_info',
            '--log-level', 'warn']
     return subprocess.Popen(cmd, stdout=open(log_path, 'w'), stderr=subprocess.STDOUT,
@@ -367,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--device', default='cpu')
     p.add_argument('--threshold', type=float, default=0.3)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--no-tracking', dest='tracking', action='store_false',
+                   help='node parameter tracking:=false (ByteTrack keeps only boxes scoring '
+                        'above its new-track threshold 0.25)')
     p.add_argument('--image-reliability', default='reliable',
                    choices=('best_effort', 'reliable'),
                    help="the node's image subscription QoS (its parameter image_reliability)")
