@@ -15,7 +15,8 @@ SUBSET = Path(__file__).parent / 'data' / 'synth_test_clean_32'
 
 def _card_value(card: Path, name: str) -> float:
     """The number after ``<name>:`` on the card's machine-readable 'subset check' line."""
-    match = re.search(rf'subset check.*?{name}: ([0-9.]+)', card.read_text())
+    match = re.search(rf'subset check.*?(?<![A-Z-]){name}: ([0-9.]+)', card.read_text(),
+                      flags=re.DOTALL)
     assert match, f'{card} has no subset-check line with {name}'
     return float(match.group(1))
 
