@@ -79,6 +79,10 @@ class DetectorConfig:
         tracker: ultralytics tracker config name or path.
         person_class: class index of "person" in the weights (0 for COCO and our model).
         min_box_px: boxes whose shorter side is below this are dropped.
+        fuse_score: ultralytics' trackers multiply the box IoU by the detection score when
+            associating (``fuse_score``); with a low-scoring detector (the demo's scores 0.3-0.6)
+            that leaves new tracks unconfirmed frame after frame, so it is off by default
+            (None keeps the tracker file's value).
     """
 
     weights: str = str(DEFAULT_DETECTOR_WEIGHTS)
@@ -91,6 +95,7 @@ class DetectorConfig:
     tracker: str = 'bytetrack.yaml'
     person_class: int = 0
     min_box_px: float = 8.0
+    fuse_score: bool | None = False
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,8 @@ class PersonDetector:
         # ultralytics treats numpy input as BGR.
         bgr = np.ascontiguousarray(image_rgb[..., ::-1])
         if self.cfg.tracking:
-            res = self._model.track(bgr, persist=True, tracker=self.cfg.tracker, **self._kwargs())
+            res = self._model.track(bgr, persist=True, tracker=self._tracker_file(),
+                                    **self._kwargs())
         else:
             res = self._model.predict(bgr, **self._kwargs())
         boxes = res[0].boxes
@@ -178,6 +184,23 @@ class PersonDetector:
         return Detections(xyxy[keep][order], scores[keep][order], ids[keep][order])
 
     __call__ = detect
+
+    def _tracker_file(self) -> str:
+        """The tracker config, with ``fuse_score`` overridden in a derived copy if asked."""
+        if self.cfg.fuse_score is None:
+            return self.cfg.tracker
+        if getattr(self, '_tracker_path', None) is None:
+            import yaml
+            from ultralytics.utils.checks import check_yaml
+            src = Path(check_yaml(self.cfg.tracker))
+            data = yaml.safe_load(src.read_text())
+            data['fuse_score'] = bool(self.cfg.fuse_score)
+            out_dir = Path(os.environ.get('YOLO_CONFIG_DIR', '.')) / 'postometro_trackers'
+            out_dir.mkdir(parents=True, exist_ok=True)
+            out = out_dir / f'{src.stem}_fuse{int(self.cfg.fuse_score)}.yaml'
+            out.write_text(yaml.safe_dump(data, sort_keys=False))
+            self._tracker_path = str(out)
+        return self._tracker_path
 
     def reset_tracker(self) -> None:
         """Forget all tracks (e.g. when the input switches to another video)."""
