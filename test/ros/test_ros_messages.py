@@ -1,13 +1,12 @@
 # Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
 """Pipeline results -> Human3D / HumanMeshArray, track states, and the diagnostics report."""
-from dataclasses import dataclass
-
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header
 
+from postometro_ros.inference.pipeline import PersonResult
 from postometro_ros.msg import Human3D, Human3DArray, HumanMeshArray
 from postometro_ros.ros.conversions import (
     mesh_array, person_to_human3d, track_id_string, TrackBook)
@@ -15,29 +14,9 @@ from postometro_ros.ros.diagnostics import (
     DiagnosticsThresholds, diagnostics_message, DROP_CAUSES, NodeStats)
 
 
-@dataclass
-class Person:
-    """Same fields as inference.pipeline.PersonResult (kept ROS-test-local on purpose)."""
-
-    track_id: int
-    score: float
-    box_xyxy: np.ndarray
-    crop_box_xyxy: np.ndarray
-    cam_crop: np.ndarray
-    joints_3d_cam: np.ndarray
-    joint_confidence: np.ndarray
-    pose_token_confidence: np.ndarray
-    confidence: float
-    translation_source: int
-    root_position: np.ndarray
-    root_covariance: np.ndarray
-    vertices: tuple
-    joints_2d_img: np.ndarray
-
-
-def person(track_id: int = 4, seed: int = 0) -> Person:
+def person(track_id: int = 4, seed: int = 0) -> PersonResult:
     rng = np.random.default_rng(seed)
-    return Person(
+    return PersonResult(
         track_id=track_id, score=0.9, box_xyxy=np.array([10, 20, 110, 220], np.float32),
         crop_box_xyxy=np.array([-20, 10, 140, 230], np.float32),
         cam_crop=np.array([0.9, 0.01, -0.02], np.float32),
