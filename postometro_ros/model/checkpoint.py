@@ -311,7 +311,7 @@ def convert_pct_state_dict(state_dict: Mapping[str, Any], expected_keys: Iterabl
 
 # Classification/pose heads found in ImageNet, SimpleBaseline and HRNet-pose checkpoints.
 _BACKBONE_HEADS = ('fc.', 'head.', 'classifier.', 'deconv_layers.', 'final_layer.',
-                   'incre_modules.', 'downsamp_modules.')
+                   'keypoint_head.', 'incre_modules.', 'downsamp_modules.')
 _BACKBONE_PREFIXES = ('module.', 'backbone.', 'model.', 'encoder.')
 
 
@@ -326,9 +326,10 @@ def convert_backbone_state_dict(state_dict: Mapping[str, Any],
     expected = set(expected_keys)
     out = dict(state_dict)
     for prefix in _BACKBONE_PREFIXES:
-        if out and all(k.startswith(prefix) for k in out) \
+        body = [k for k in out if not k.startswith(_BACKBONE_HEADS)]
+        if body and all(k.startswith(prefix) for k in body) \
                 and not any(k.startswith(prefix) for k in expected):
-            out = {k[len(prefix):]: v for k, v in out.items()}
+            out = {k.removeprefix(prefix): v for k, v in out.items()}
     heads = [k for k in out if k.startswith(_BACKBONE_HEADS) and k not in expected]
     for key in heads:
         del out[key]

@@ -1,8 +1,10 @@
 # Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
-"""``postometro-train``: pose tokenizer (stage 1), classifier (stage 2) and PostoMETRO training.
+"""``postometro-train``: backbone pretraining (stage 0), pose tokenizer (stage 1), classifier
+(stage 2) and PostoMETRO training.
 
 Examples::
 
+    postometro-train backbone   --config config/train/backbone_tiny_cnn.yaml
     postometro-train tokenizer  --config config/train/pct_tiny_tokenizer.yaml
     postometro-train classifier --config config/train/pct_tiny_classifier.yaml
     postometro-train mesh       --config config/train/postometro_tiny.yaml \\
@@ -33,6 +35,9 @@ __all__ = ['main', 'build_task']
 
 def build_task(stage: str, task_cfg: dict[str, Any]):
     """The Task object for ``stage`` from its config dict."""
+    if stage == 'backbone':
+        from postometro_ros.train.backbone import BackboneTask, BackboneTaskConfig
+        return BackboneTask(from_dict(BackboneTaskConfig, task_cfg, where='task'))
     if stage == 'tokenizer':
         from postometro_ros.train.tokenizer import TokenizerTask, TokenizerTaskConfig
         return TokenizerTask(from_dict(TokenizerTaskConfig, task_cfg, where='task'))
@@ -48,7 +53,7 @@ def build_task(stage: str, task_cfg: dict[str, Any]):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog='postometro-train', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('stage', choices=('tokenizer', 'classifier', 'mesh'))
+    p.add_argument('stage', choices=('backbone', 'tokenizer', 'classifier', 'mesh'))
     p.add_argument('--config', help='YAML with trainer: and task: sections')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                    help='override, e.g. trainer.epochs=3 or task.losses.vertices=500')

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from postometro_ros.body import joints as J
 from postometro_ros.body.body_model import BodyAssets, load_body_assets
 from postometro_ros.data.datasets import DataConfig, build_dataset, collate_samples
-from postometro_ros.model.checkpoint import (load_checkpoint, load_pct, load_state_dict_strict,
-                                             save_checkpoint)
+from postometro_ros.model.checkpoint import (load_backbone_weights, load_checkpoint, load_pct,
+                                             load_state_dict_strict, save_checkpoint)
 from postometro_ros.model.config import postometro_config
 from postometro_ros.model.postometro import FixedUpsample, PostoMETRO, build_model
 from postometro_ros.train.config import to_dict
@@ -48,6 +48,9 @@ class MeshModelConfig:
     image_size: int = 128
     pct_weights: str = 'models/pct_tiny_synth.safetensors'
     """Stage-2 PCT file (its config fixes the PCT sizes); unused without pose tokens."""
+    backbone_weights: str = ''
+    """Pretrained image backbone (stage 0 ``postometro-train backbone``, or torchvision/timm
+    weights of the same architecture); empty: random initialisation."""
     pose_tokens_twice: bool = True
     freeze_pose_branch: bool = True
     dropout: float = 0.1
@@ -74,20 +77,25 @@ class MeshTaskConfig:
 
 
 def build_postometro(cfg: MeshModelConfig, topology: Any) -> PostoMETRO:
-    """Build the network, loading the frozen PCT branch from ``cfg.pct_weights``."""
+    """Build the network, loading the frozen PCT branch from ``cfg.pct_weights`` and the image
+    backbone from ``cfg.backbone_weights`` (when set)."""
     if not cfg.use_pose_tokens:
         net_cfg = postometro_config(cfg.name, use_pose_tokens=False, image_size=cfg.image_size,
                                     pose_tokens_twice=cfg.pose_tokens_twice, dropout=cfg.dropout)
-        return build_model(replace(net_cfg, name=net_cfg.name + '_nopose'), topology)
-    tensors, pct_cfg, _ = read_pct_file(cfg.pct_weights)
-    if pct_cfg.image_size != cfg.image_size:
-        raise ValueError(f'{cfg.pct_weights} is for {pct_cfg.image_size} px crops; set '
-                         f'model.image_size={pct_cfg.image_size}')
-    net_cfg = postometro_config(cfg.name, use_pose_tokens=True, image_size=cfg.image_size,
-                                pct=pct_cfg, pose_tokens_twice=cfg.pose_tokens_twice,
-                                freeze_pose_branch=cfg.freeze_pose_branch, dropout=cfg.dropout)
-    model = build_model(net_cfg, topology)
-    load_pct(tensors, model, part='all')
+        model = build_model(replace(net_cfg, name=net_cfg.name + '_nopose'), topology)
+    else:
+        tensors, pct_cfg, _ = read_pct_file(cfg.pct_weights)
+        if pct_cfg.image_size != cfg.image_size:
+            raise ValueError(f'{cfg.pct_weights} is for {pct_cfg.image_size} px crops; set '
+                             f'model.image_size={pct_cfg.image_size}')
+        net_cfg = postometro_config(cfg.name, use_pose_tokens=True, image_size=cfg.image_size,
+                                    pct=pct_cfg, pose_tokens_twice=cfg.pose_tokens_twice,
+                                    freeze_pose_branch=cfg.freeze_pose_branch,
+                                    dropout=cfg.dropout)
+        model = build_model(net_cfg, topology)
+        load_pct(tensors, model, part='all')
+    if cfg.backbone_weights:
+        load_backbone_weights(cfg.backbone_weights, model.backbone)
     return model
 
 

@@ -10,7 +10,7 @@ Stage 2 (§9.2): the classifier predicts, for each token, a distribution over co
 targets are the frozen stage-1 encoder's token ids for the ground-truth pose; loss = cross-entropy
 + smooth-L1 between the GT keypoints and the keypoints decoded from the soft tokens by the frozen
 decoder. Reports token accuracy and the decoded 2D error (all / occluded keypoints). The backbone
-is trained too (no pretrained tiny Swin exists).
+is trained too, from random weights or from stage 0's heatmap pretraining (``backbone_weights``).
 """
 from __future__ import annotations
 
@@ -72,6 +72,9 @@ class ClassifierTaskConfig:
     pct: PCTModelConfig = field(default_factory=PCTModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer_weights: str = 'runs/pct_tokenizer.safetensors'
+    backbone_weights: str = ''
+    """Heatmap-pretrained Swin (stage 0 ``postometro-train backbone`` with ``model: pct_tiny``,
+    or PCT's own backbone file); empty: random initialisation."""
     ce_weight: float = 1.0
     joint_weight: float = 1.0
     smooth_l1_beta: float = 0.05
@@ -193,6 +196,8 @@ class ClassifierModule(nn.Module):
                              f'task.pct to match it ({pct_cfg})')
         self.pct = PCT(pct_cfg)
         load_pct(tensors, self.pct, part='tokenizer')
+        if cfg.backbone_weights:
+            load_pct(cfg.backbone_weights, self.pct, part='backbone')
         self.pct.tokenizer.requires_grad_(False)
 
     def train(self, mode: bool = True) -> ClassifierModule:

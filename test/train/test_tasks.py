@@ -162,3 +162,60 @@ def test_tokenizer_classifier_mesh_end_to_end(data_root, body_dir, tmp_path):
     table = format_table({'mean': result['baseline']['body frame']['splits'],
                           'model': result['splits']}, ('test_clean',))
     assert 'PA-MPJPE' in table and 'model' in table
+
+
+def test_heatmap_targets_decode_back_to_the_keypoints():
+    from postometro_ros.train.backbone import (HEATMAP_STRIDE, BackboneTaskConfig, HeatmapModule,
+                                               decode_heatmaps)
+    module = HeatmapModule(BackboneTaskConfig(image_size=SIZE))
+    rng = np.random.default_rng(1)
+    kp = torch.from_numpy(rng.uniform(-10, SIZE + 10, size=(6, 17, 3))).float()
+    kp[..., 2] = 1.0
+    kp[0, 0, 2] = 0.0                                                        # unlabelled
+    target, weight = module.targets(kp)
+    assert target.shape == (6, 17, SIZE // HEATMAP_STRIDE, SIZE // HEATMAP_STRIDE)
+    inside = ((kp[..., :2] >= -0.5) & (kp[..., :2] <= SIZE - 0.5)).all(-1)   # pixel edges
+    inside[0, 0] = False
+    assert torch.equal(weight.bool(), inside)
+    decoded = (decode_heatmaps(target) + 0.5) * HEATMAP_STRIDE - 0.5
+    err = (decoded - kp[..., :2]).norm(dim=-1)
+    interior = ((kp[..., :2] >= 2 * HEATMAP_STRIDE) & (kp[..., :2] <= SIZE - 2 * HEATMAP_STRIDE)).all(-1)
+    assert err[interior].max() < 0.4 * HEATMAP_STRIDE          # quarter-pixel refinement
+    assert err[inside].max() < 1.0 * HEATMAP_STRIDE            # a Gaussian cut by the border
+
+
+@pytest.mark.parametrize('model', ['postometro_tiny', 'pct_tiny'])
+def test_backbone_stage_learns_and_initialises_the_next_stage(model, data_root, body_dir,
+                                                              tmp_path):
+    from postometro_ros.model.checkpoint import read_foreign_state_dict
+    from postometro_ros.train.backbone import BackboneTask, BackboneTaskConfig
+    data = DataConfig(root=str(data_root), augment=AugmentConfig(enabled=False))
+    task = BackboneTask(BackboneTaskConfig(model=model, image_size=SIZE, data=data))
+    t = Trainer(TrainerConfig(out_dir=str(tmp_path / 'bb'), epochs=1, batch_size=8,
+                              steps_per_epoch=40, progress=False, tensorboard=False,
+                              device='cpu', log_every_steps=1, optim=OptimConfig(lr=3e-3)), task)
+    batch = collate_samples([t.train_set[i] for i in range(8)])
+    with torch.no_grad():
+        first = t.module(batch)['heatmap'].item()
+    metrics = t.fit()
+    assert metrics['keypoint_px'] > 0
+    with torch.no_grad():
+        last = t.module(batch)['heatmap'].item()
+    assert last < 0.5 * first, (first, last)                # it fits the 8 crops' heatmaps
+    path = t.export_best(tmp_path / 'bb.safetensors', {})
+    saved, _ = read_foreign_state_dict(path)
+    if model == 'postometro_tiny':
+        net = MeshTask(MeshTaskConfig(
+            model=MeshModelConfig(image_size=SIZE, use_pose_tokens=False,
+                                  backbone_weights=str(path)),
+            body_assets=str(body_dir), data=data)).build_module().model
+        backbone = net.backbone
+    else:
+        tok = TokenizerTask(TokenizerTaskConfig(pct=PCTModelConfig(image_size=SIZE), data=data))
+        tok.export(tok.build_module(), tmp_path / 'tok.st', {})
+        backbone = ClassifierTask(ClassifierTaskConfig(
+            pct=PCTModelConfig(image_size=SIZE), data=data,
+            tokenizer_weights=str(tmp_path / 'tok.st'),
+            backbone_weights=str(path))).build_module().pct.backbone
+    state = backbone.state_dict()
+    assert state and all(torch.equal(v, saved['backbone.' + k]) for k, v in state.items())
