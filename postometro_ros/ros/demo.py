@@ -130,10 +130,13 @@ def draw_people(image: np.ndarray, people: list[dict], *, title: str = '') -> np
         for q in pts:
             cv2.circle(canvas, tuple(q), 3, colour, -1, cv2.LINE_AA)
     if title:
-        cv2.putText(canvas, title, (8, image.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (255, 255, 255), 2, cv2.LINE_AA)
-        cv2.putText(canvas, title, (8, image.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        # One text on a dark band: an outline drawn with a thicker stroke has a wider advance in
+        # OpenCV's Hershey fonts, so the two strokes drift apart along the line.
+        (w, h), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        y = image.shape[0] - 10
+        cv2.rectangle(canvas, (4, y - h - 4), (12 + w, y + base + 2), (0, 0, 0), -1)
+        cv2.putText(canvas, title, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     return canvas
 
 
