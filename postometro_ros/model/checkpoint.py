@@ -62,6 +62,7 @@ __all__ = [
     'read_foreign_state_dict',
     'save_checkpoint',
     'save_state_dict',
+    'update_provenance',
     'safe_torch_load',
 ]
 
@@ -607,6 +608,20 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, cfg: Any, topolog
         'package_version': _package_version(),
     }
     return save_state_dict(path, tensors, metadata)
+
+
+def update_provenance(path: str | os.PathLike, **fields: Any) -> Path:
+    """Add or replace provenance fields of one of our checkpoints in place (e.g. the offline
+    metrics measured after training); tensors and all other metadata stay as they are."""
+    path = Path(path)
+    tensors, header = _read_safetensors(path)
+    meta = {key: json.loads(value) for key, value in header.items()}
+    if meta.get('format') != FORMAT_NAME:
+        raise CheckpointError(f'{path}: not a {FORMAT_NAME} checkpoint (no format tag)')
+    for alias, canonical in meta.pop('aliases', {}).items():
+        tensors[alias] = tensors[canonical]          # shared again, so stored once again
+    meta['provenance'] = {**meta.get('provenance', {}), **fields}
+    return save_state_dict(path, tensors, meta)
 
 
 def _check_safetensors_file(path: Path) -> dict[str, Any]:

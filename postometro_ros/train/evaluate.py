@@ -29,7 +29,7 @@ from postometro_ros.body import joints as J
 from postometro_ros.body.body_model import load_body_assets
 from postometro_ros.data.datasets import MeshDataset, collate_samples, denormalize_image
 from postometro_ros.geometry.crop import normalized_to_crop_px
-from postometro_ros.model.checkpoint import load_checkpoint
+from postometro_ros.model.checkpoint import load_checkpoint, update_provenance
 from postometro_ros.train.losses import MeshLossConfig, orthographic_projection
 from postometro_ros.train.mesh import J24_TO_J14, MeshModule, _ensure_assets, evaluate_mesh
 from postometro_ros.train.metrics import RunningMean, mpjpe_mm, mpvpe_mm, pa_mpjpe_mm
@@ -236,7 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--qualitative', type=int, default=0, help='PNGs per split')
     p.add_argument('--out', help='folder for metrics.json and PNGs')
     p.add_argument('--threads', type=int, default=0)
+    p.add_argument('--record', action='store_true',
+                   help="store the first split's MPVPE/MPJPE/PA-MPJPE in the (single) checkpoint's "
+                        "provenance under 'metrics' (the node's accuracy test reads them)")
     args = p.parse_args(argv)
+    if args.record and len(args.checkpoint) != 1:
+        p.error('--record takes exactly one --checkpoint')
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -266,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / 'metrics.json').write_text(json.dumps(runs, indent=1))
+    if args.record:
+        m = runs[0]['splits'][splits[0]]
+        update_provenance(args.checkpoint[0], metrics={
+            'split': splits[0], 'samples': m['samples'], 'mpvpe_mm': round(m['mpvpe'], 1),
+            'mpjpe_mm': round(m['mpjpe'], 1), 'pa_mpjpe_mm': round(m['pa_mpjpe'], 1),
+            'source': f'postometro-eval --record --data {args.data}'})
     return 0
 
 

@@ -193,3 +193,18 @@ def test_save_is_atomic(tiny, topology, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         ck.save_checkpoint(path, tiny, tiny.cfg, topology, {'second': True})
     assert path.read_bytes() == before
+
+
+def test_update_provenance_keeps_weights_and_metadata(tiny, topology, saved, tmp_path):
+    path = tmp_path / 'copy.safetensors'
+    path.write_bytes(saved.read_bytes())
+    before_state, before = ck.read_checkpoint(path)
+    ck.update_provenance(path, metrics={'split': 'test_clean', 'mpjpe_mm': 99.5})
+    after_state, after = ck.read_checkpoint(path)
+    assert after.provenance == {**before.provenance,
+                                'metrics': {'split': 'test_clean', 'mpjpe_mm': 99.5}}
+    assert dataclasses.replace(after, provenance=before.provenance, topology=None) == \
+        dataclasses.replace(before, topology=None)
+    assert before_state.keys() == after_state.keys()
+    assert all(torch.equal(before_state[k], after_state[k]) for k in before_state)
+    assert path.stat().st_size < saved.stat().st_size + 1000     # aliases still stored once

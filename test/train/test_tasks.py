@@ -162,6 +162,14 @@ def test_tokenizer_classifier_mesh_end_to_end(data_root, body_dir, tmp_path):
     table = format_table({'mean': result['baseline']['body frame']['splits'],
                           'model': result['splits']}, ('test_clean',))
     assert 'PA-MPJPE' in table and 'model' in table
+    # --record stores the clean metrics in the checkpoint (the node's accuracy test reads them)
+    from postometro_ros.train.evaluate import main as eval_main
+    assert eval_main(['--checkpoint', str(path), '--data', str(data_root), '--splits', 'test_clean',
+                      '--body', str(body_dir), '--baseline-samples', '0', '--record']) == 0
+    recorded = load_checkpoint(path)[1].provenance
+    assert recorded['test'] is True
+    assert recorded['metrics']['pa_mpjpe_mm'] == pytest.approx(clean['pa_mpjpe'], abs=0.051)
+    assert recorded['metrics']['samples'] == 8 and recorded['metrics']['split'] == 'test_clean'
 
 
 def test_heatmap_targets_decode_back_to_the_keypoints():
