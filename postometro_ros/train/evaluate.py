@@ -262,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:
         print(f"\nPA-MPJPE per joint (mm), {Path(r['checkpoint']).stem}")
         print(format_per_joint(r['splits'], splits))
+        print('body facing: ' + '; '.join(
+            f"{s}: yaw error {r['splits'][s]['facing_deg']:.0f} deg, hip + shoulder width "
+            f"{r['splits'][s]['width_ratio']:.2f} x the truth" for s in splits))
         if r['use_pose_tokens']:
             print('pose branch: ' + '; '.join(
                 f"{s}: token acc {r['splits'][s]['pose_token_acc']:.3f}, decoded 2D "

@@ -29,7 +29,8 @@ from postometro_ros.train.config import to_dict
 from postometro_ros.train.losses import (MeshLossConfig, edge_length_loss, joints_2d_l1,
                                          joints_3d_l1, normal_loss, orthographic_projection,
                                          vertex_l1)
-from postometro_ros.train.metrics import RunningMean, mpjpe_mm, mpvpe_mm, pa_mpjpe_mm
+from postometro_ros.train.metrics import (RunningMean, facing_error_deg, lateral_width_m, mpjpe_mm,
+                                          mpvpe_mm, pa_mpjpe_mm)
 from postometro_ros.train.tokenizer import read_pct_file
 from postometro_ros.train.trainer import move_to_device
 
@@ -187,7 +188,9 @@ def _edges(faces: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def evaluate_mesh(module: MeshModule, loader: DataLoader, device: torch.device, *,
                   per_joint: bool = False) -> dict[str, Any]:
-    """MPVPE / MPJPE / PA-MPJPE (mm) of the mesh-regressed joints, plus token-joint MPJPE.
+    """MPVPE / MPJPE / PA-MPJPE (mm) of the mesh-regressed joints, plus token-joint MPJPE, the
+    mean yaw error of the body's facing direction (``facing_deg``) and the predicted / true
+    hip + shoulder width (``width_ratio``).
 
     With ``per_joint`` also (14,) tensors ``mpjpe_per_joint`` and ``pa_mpjpe_per_joint``.
     """
@@ -203,6 +206,9 @@ def evaluate_mesh(module: MeshModule, loader: DataLoader, device: torch.device, 
         meter.update('mpjpe', mpjpe_mm(mj, gt), has_3d)
         meter.update('pa_mpjpe', pa_mpjpe_mm(mj, gt), has_3d)
         meter.update('mpjpe_tokens', mpjpe_mm(pred['out'].joints_3d.float(), gt), has_3d)
+        meter.update('facing_deg', facing_error_deg(mj, gt), has_3d)
+        meter.update('width_ratio', lateral_width_m(mj) / lateral_width_m(gt).clamp_min(1e-6),
+                     has_3d)
         if per_joint:
             meter.update('mpjpe_per_joint', mpjpe_mm(mj, gt, per_joint=True), has_3d)
             meter.update('pa_mpjpe_per_joint', pa_mpjpe_mm(mj, gt, per_joint=True), has_3d)

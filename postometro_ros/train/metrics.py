@@ -14,7 +14,7 @@ import torch.distributed as dist
 from postometro_ros.geometry.procrustes import procrustes_align
 
 __all__ = ['procrustes_align', 'center_on_hips', 'mpjpe_mm', 'pa_mpjpe_mm', 'mpvpe_mm',
-           'keypoint_error_px', 'RunningMean']
+           'keypoint_error_px', 'facing_error_deg', 'lateral_width_m', 'RunningMean']
 
 HIP_PAIR = (2, 3)  # right_hip, left_hip in J14 (LSP) order
 
@@ -23,6 +23,33 @@ def center_on_hips(joints: torch.Tensor, pair: tuple[int, int] = HIP_PAIR) -> to
     """Subtract the mid-point of the two hip joints: (B, J, 3) -> (B, J, 3)."""
     root = 0.5 * (joints[:, pair[0]] + joints[:, pair[1]])
     return joints - root[:, None]
+
+
+def _across_and_up(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-to-left vector (hips + shoulders) and hip-centre-to-neck vector of (B, 14, 3) joints."""
+    across = (joints[:, 3] - joints[:, 2]) + (joints[:, 9] - joints[:, 8])
+    up = joints[:, 12] - 0.5 * (joints[:, 2] + joints[:, 3])
+    return across, up
+
+
+def lateral_width_m(joints: torch.Tensor) -> torch.Tensor:
+    """Hip width + shoulder width of (B, 14, 3) LSP joints, metres: (B,). A network that cannot
+    tell which way a person faces hedges by shrinking this (left and right cancel out)."""
+    return torch.linalg.vector_norm(_across_and_up(joints)[0], dim=-1)
+
+
+def facing_error_deg(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Angle between the predicted and true facing directions in the ground plane, degrees:
+    (B, 14, 3) x2 -> (B,). Facing = body up x (right -> left), with "up" and the ground plane
+    taken from the ground truth (camera y down), so the angle is the error in yaw."""
+    def facing(joints, up):
+        f = torch.cross(up, _across_and_up(joints)[0], dim=-1)
+        f = f - (f * up).sum(-1, keepdim=True) * up                         # onto the ground plane
+        return f / torch.linalg.vector_norm(f, dim=-1, keepdim=True).clamp_min(1e-9)
+    up = _across_and_up(gt)[1]
+    up = up / torch.linalg.vector_norm(up, dim=-1, keepdim=True).clamp_min(1e-9)
+    cos = (facing(pred, up) * facing(gt, up)).sum(-1).clamp(-1.0, 1.0)
+    return torch.rad2deg(torch.arccos(cos))
 
 
 def _reduce(err: torch.Tensor, per_joint: bool, reduction: str) -> torch.Tensor:

@@ -112,3 +112,24 @@ def test_running_mean_weights_by_count():
     out = meter.compute()
     assert out['a'] == pytest.approx(3.0)
     assert out['pj'].shape == (4,)
+
+
+def test_facing_error_and_width_measure_yaw_and_collapse():
+    from postometro_ros.train.metrics import facing_error_deg, lateral_width_m
+    rng = np.random.default_rng(3)
+    gt = torch.from_numpy(rng.normal(scale=0.3, size=(5, 14, 3)))
+    for deg in (0.0, 30.0, 90.0, 180.0):
+        a = np.radians(deg)
+        up = (gt[:, 12] - 0.5 * (gt[:, 2] + gt[:, 3])).numpy()
+        rotated = []
+        for j, u in zip(gt.numpy(), up):
+            rot = Rotation.from_rotvec(a * u / np.linalg.norm(u)).as_matrix()
+            rotated.append(j @ rot.T)                       # yaw about each body's own up axis
+        pred = torch.from_numpy(np.stack(rotated))
+        assert torch.allclose(facing_error_deg(pred, gt), torch.full((5,), deg, dtype=gt.dtype),
+                              atol=1e-4)
+        assert torch.allclose(lateral_width_m(pred), lateral_width_m(gt))
+    squashed = gt.clone()
+    squashed[..., 0] *= 0.0
+    squashed[..., 2] *= 0.0
+    assert (lateral_width_m(squashed) < lateral_width_m(gt)).all()
