@@ -140,9 +140,10 @@ def test_ids_stable_while_in_view(run):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    'known shortfall, issue 6 stays open: the demo weights (PA-MPJPE 154 mm offline) place joints '
-    'outside their offline MPJPE + 10% of the distance on this clip; better weights must make this '
-    'pass, and then this marker must go (strict)'))
+    'known shortfall, issue 6 stays open: with the demo weights of 2026-11-28 09:00 (PA-MPJPE 120 mm '
+    'offline) the joints are placed within the bound, but the 12-epoch demo detector matches only 28 '
+    'of the 29 people needed; a 30-epoch detector made this pass and made the id-stability tests fail '
+    '(tracker id switches on crossing people), so it is not the demo detector yet (strict)'))
 def test_placed_joints_within_offline_error(run):
     if not CHECKPOINT.is_file():
         pytest.skip(f'demo checkpoint missing: {CHECKPOINT}')
