@@ -40,17 +40,14 @@ def lateral_width_m(joints: torch.Tensor) -> torch.Tensor:
 
 
 def facing_error_deg(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Angle between the predicted and true facing directions in the ground plane, degrees:
-    (B, 14, 3) x2 -> (B,). Facing = body up x (right -> left), with "up" and the ground plane
-    taken from the ground truth (camera y down), so the angle is the error in yaw."""
-    def facing(joints, up):
-        f = torch.cross(up, _across_and_up(joints)[0], dim=-1)
-        f = f - (f * up).sum(-1, keepdim=True) * up                         # onto the ground plane
-        return f / torch.linalg.vector_norm(f, dim=-1, keepdim=True).clamp_min(1e-9)
-    up = _across_and_up(gt)[1]
-    up = up / torch.linalg.vector_norm(up, dim=-1, keepdim=True).clamp_min(1e-9)
-    cos = (facing(pred, up) * facing(gt, up)).sum(-1).clamp(-1.0, 1.0)
-    return torch.rad2deg(torch.arccos(cos))
+    """Angle between the predicted and true facing directions, degrees: (B, 14, 3) x2 -> (B,).
+    Facing = up x (right -> left) with "up" the true body's hip-centre-to-neck axis for both, so
+    the angle is the yaw error about that axis (a cross product with "up" ignores any tilt)."""
+    gt_across, up = _across_and_up(gt)
+    pred_across, _ = _across_and_up(pred)
+    f_gt, f_pred = (torch.nn.functional.normalize(torch.cross(up, a, dim=-1), dim=-1, eps=1e-9)
+                    for a in (gt_across, pred_across))
+    return torch.rad2deg(torch.arccos((f_pred * f_gt).sum(-1).clamp(-1.0, 1.0)))
 
 
 def _reduce(err: torch.Tensor, per_joint: bool, reduction: str) -> torch.Tensor:
