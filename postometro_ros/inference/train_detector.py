@@ -49,6 +49,11 @@ class ExportConfig:
         min_visible_joints: a person is labelled only when at least this many of the 24 joints
             are visible (heavily hidden people are neither labelled nor penalised much).
         min_box_px: labelled boxes must be at least this wide and tall after clipping.
+        video_clips: walking clips (``synth.video``: a fixed camera at eye height, people
+            crossing close by, a pillar) per split, on top of ``counts`` scenes; the demo and the
+            node tests use such clips (seeds 0 and 5, never drawn here: clip seeds start at
+            ``seed + offset[split] + 50000``).
+        video_frames: frames used per clip (every third frame of a clip at 15, 10 or 6 fps).
     """
 
     out: str = str(REPO_ROOT / 'runs' / 'yolo_person' / 'data')
@@ -58,6 +63,13 @@ class ExportConfig:
     seed: int = 0
     min_visible_joints: int = 4
     min_box_px: float = 6.0
+    video_clips: dict[str, int] = field(
+        default_factory=lambda: {'train': 0, 'val': 0, 'test': 0})
+    video_frames: int = 15
+
+
+_VIDEO_SEED_OFFSET = 50_000
+_VIDEO_FPS = (15.0, 10.0, 6.0)
 
 
 @dataclass
@@ -66,7 +78,8 @@ class TrainConfig:
 
     Attributes:
         data: ``data.yaml`` written by ``export``.
-        model: model yaml (trained from scratch: no pretrained weights offline).
+        model: model yaml (trained from scratch: no pretrained weights offline) or a ``.pt``
+            of an earlier run to fine-tune.
         epochs: training epochs.
         imgsz: training size.
         batch: batch size.
@@ -116,7 +129,6 @@ def visible_person_boxes(scene, cfg: ExportConfig) -> np.ndarray:
 
 def export_dataset(cfg: ExportConfig) -> Path:
     """Render the synthetic YOLO dataset; returns the path of ``data.yaml``."""
-    import cv2
     import yaml
 
     from postometro_ros.body.body_model import load_body_assets
@@ -137,19 +149,20 @@ def export_dataset(cfg: ExportConfig) -> Path:
         n_boxes, t0 = 0, time.perf_counter()
         for i in range(count):
             scene = gens[i % len(gens)].sample(i // len(gens))
-            h, w = scene.image.shape[:2]
             boxes = visible_person_boxes(scene, cfg)
             n_boxes += len(boxes)
-            stem = f'{split}_{i:06d}'
-            cv2.imwrite(str(img_dir / f'{stem}.jpg'), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 92])
-            lines = [f'0 {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} '
-                     f'{(b[2] - b[0]) / w:.6f} {(b[3] - b[1]) / h:.6f}' for b in boxes]
-            (lbl_dir / f'{stem}.txt').write_text('\n'.join(lines) + ('\n' if lines else ''))
+            _write_example(img_dir, lbl_dir, f'{split}_{i:06d}', scene, boxes)
             if (i + 1) % 100 == 0:
                 logger.info('%s: %d/%d images (%.2f s/img)', split, i + 1, count,
                             (time.perf_counter() - t0) / (i + 1))
-        stats[split] = {'images': count, 'boxes': n_boxes}
+        n_video = 0
+        for clip in range(cfg.video_clips.get(split, 0)):
+            for f, scene in _video_clip(assets, cfg, split, clip):
+                boxes = visible_person_boxes(scene, cfg)
+                _write_example(img_dir, lbl_dir, f'{split}_clip{clip:03d}_{f:03d}', scene, boxes)
+                n_boxes += len(boxes)
+                n_video += 1
+        stats[split] = {'images': count + n_video, 'boxes': n_boxes, 'video_frames': n_video}
     data_yaml = out / 'data.yaml'
     data_yaml.write_text(yaml.safe_dump({
         'path': str(out), 'train': 'images/train', 'val': 'images/val', 'test': 'images/test',
@@ -157,6 +170,30 @@ def export_dataset(cfg: ExportConfig) -> Path:
     (out / 'export.json').write_text(json.dumps({'config': asdict(cfg), 'stats': stats}, indent=1))
     logger.info('dataset written to %s: %s', out, stats)
     return data_yaml
+
+
+def _write_example(img_dir: Path, lbl_dir: Path, stem: str, scene, boxes: np.ndarray) -> None:
+    """One JPEG and its YOLO label file (class, centre and size normalised to the image)."""
+    import cv2
+    h, w = scene.image.shape[:2]
+    cv2.imwrite(str(img_dir / f'{stem}.jpg'), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 92])
+    lines = [f'0 {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} '
+             f'{(b[2] - b[0]) / w:.6f} {(b[3] - b[1]) / h:.6f}' for b in boxes]
+    (lbl_dir / f'{stem}.txt').write_text('\n'.join(lines) + ('\n' if lines else ''))
+
+
+def _video_clip(assets, cfg: ExportConfig, split: str, clip: int):
+    """(frame index, scene) of one walking clip; rate, size and crowd vary with the clip."""
+    from postometro_ros.synth.video import video_scenes
+    seed = cfg.seed + _SPLIT_SEED_OFFSET[split] + _VIDEO_SEED_OFFSET + clip
+    fps = _VIDEO_FPS[clip % len(_VIDEO_FPS)]
+    size = cfg.sizes[clip % len(cfg.sizes)]
+    num_people = 2 + clip % 4
+    step = 3
+    for f, _, scene in video_scenes(cfg.video_frames * step, seed, assets, tuple(size), fps,
+                                    num_people, frame_step=step):
+        yield f, scene
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -168,7 +205,8 @@ def train(cfg: TrainConfig) -> Path:
     model.train(data=str(Path(cfg.data).resolve()), epochs=cfg.epochs, imgsz=cfg.imgsz,
                 batch=cfg.batch, seed=cfg.seed, deterministic=True,
                 project=str(Path(cfg.project).resolve()), name=cfg.name, exist_ok=True,
-                device=cfg.device, workers=cfg.workers, pretrained=False, amp=False,
+                device=cfg.device, workers=cfg.workers, amp=False,
+                pretrained=cfg.model.endswith('.pt'),   # False: ultralytics drops .pt weights
                 plots=True, verbose=False, single_cls=True, close_mosaic=2, cache='ram',
                 warmup_epochs=1.0)
     return Path(cfg.project).resolve() / cfg.name / 'weights' / 'best.pt'
@@ -196,10 +234,13 @@ def write_card(path: Path, *, command: str, export_cfg: ExportConfig, train_cfg:
                        for k, v in export_stats.items())
     seeds = {k: export_cfg.seed + v for k, v in _SPLIT_SEED_OFFSET.items()}
     sizes = ', '.join(f'{w}x{h}' for w, h in export_cfg.sizes)
+    clips = ', '.join(f'{k} {n}' for k, n in export_cfg.video_clips.items())
+    init = (f'fine-tuned from `{train_cfg.model}`' if train_cfg.model.endswith('.pt')
+            else f'`{train_cfg.model}`, no pretrained weights')
     path.write_text(f"""# yolo_person_synth.pt: the demo person detector
 
 A one-class (`person`) YOLO11 detector (the YOLO11 layout at width 0.1875 and depth 0.33, 1.56 M
-parameters; smaller than YOLO11n) trained from scratch, with ultralytics' own trainer, on images
+parameters; smaller than YOLO11n) trained without pretrained weights, with ultralytics' own trainer, on images
 of this project's synthetic world (`postometro_ros/synth`: procedural bodies in rendered
 rooms with object and person occlusions). It exists so the demo runs out of the box, offline,
 without downloading COCO weights. It is **not** a general person detector: on real photographs it
@@ -212,9 +253,12 @@ will miss people or fire on clutter; use a COCO-trained YOLO (`detector:=yolo11n
 - Data: {counts}. Image sizes (W x H): {sizes}.
   Split seeds: train {seeds['train']}+k, val {seeds['val']}+k, test {seeds['test']}+k
   (k = index of the image size); the test split is held out from training and model selection.
+- Walking clips (`synth.video`, {export_cfg.video_frames} frames each) included in those counts:
+  {clips}; clip seeds start at split seed + {_VIDEO_SEED_OFFSET} (the demo's and the tests' clips,
+  seeds 0 and 5, are not among them).
 - Labels: the box of each person with at least {export_cfg.min_visible_joints} of 24 joints
   visible, clipped to the image, at least {export_cfg.min_box_px:g} px wide and tall.
-- Model: `{train_cfg.model}` (no pretrained weights), {train_cfg.epochs} epochs,
+- Model: {init}, {train_cfg.epochs} epochs,
   imgsz {train_cfg.imgsz}, batch {train_cfg.batch}, seed {train_cfg.seed} (`deterministic=True`),
   device {train_cfg.device},
   one warm-up epoch, mosaic off for the last 2 epochs, ultralytics defaults otherwise.
@@ -240,8 +284,7 @@ architecture) is AGPL-3.0; using these weights with ultralytics falls under its 
 
 
 def _run_all(args: argparse.Namespace) -> None:
-    export_cfg = ExportConfig(out=str(Path(args.work) / 'data'), seed=args.seed,
-                              counts={'train': args.train, 'val': args.val, 'test': args.test})
+    export_cfg = _export_config(args)
     train_cfg = TrainConfig(data=str(Path(args.work) / 'data' / 'data.yaml'),
                             model=args.model, epochs=args.epochs, imgsz=args.imgsz,
                             batch=args.batch, seed=args.seed,
@@ -252,7 +295,7 @@ def _run_all(args: argparse.Namespace) -> None:
         subprocess.run([sys.executable, '-m', 'postometro_ros.inference.train_detector',
                         'export', '--work', str(args.work), '--train', str(args.train),
                         '--val', str(args.val), '--test', str(args.test), '--seed',
-                        str(args.seed)], check=True)
+                        str(args.seed), '--clips', *map(str, args.clips)], check=True)
     stats = json.loads((Path(export_cfg.out) / 'export.json').read_text())['stats']
     t0 = time.perf_counter()
     best = train(train_cfg)
@@ -265,13 +308,20 @@ def _run_all(args: argparse.Namespace) -> None:
     shutil.copyfile(best, out)
     command = ('python -m postometro_ros.inference.train_detector all '
                f'--work {args.work} --out {args.out} --train {args.train} --val {args.val} '
-               f'--test {args.test} --epochs {args.epochs} --imgsz {args.imgsz} '
+               f'--test {args.test} --clips {" ".join(map(str, args.clips))} '
+               f'--epochs {args.epochs} --imgsz {args.imgsz} '
                f'--batch {args.batch} --model {args.model} --seed {args.seed}')
     write_card(out.with_suffix('.md'), command=command, export_cfg=export_cfg,
                train_cfg=train_cfg, metrics=metrics, export_stats=stats,
                train_seconds=train_seconds, size_bytes=out.stat().st_size)
     (Path(args.work) / 'metrics.json').write_text(json.dumps(metrics, indent=1))
     print(json.dumps(metrics))
+
+
+def _export_config(args: argparse.Namespace) -> ExportConfig:
+    return ExportConfig(out=str(Path(args.work) / 'data'), seed=args.seed,
+                        counts={'train': args.train, 'val': args.val, 'test': args.test},
+                        video_clips=dict(zip(('train', 'val', 'test'), args.clips)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -288,10 +338,14 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument('--val', type=int, default=100)
         p.add_argument('--test', type=int, default=200)
         p.add_argument('--seed', type=int, default=0)
+        p.add_argument('--clips', type=int, nargs=3, default=(0, 0, 0),
+                       metavar=('TRAIN', 'VAL', 'TEST'),
+                       help='walking clips per split, added to the scenes')
     p_all.add_argument('--epochs', type=int, default=12)
     p_all.add_argument('--imgsz', type=int, default=224)
     p_all.add_argument('--batch', type=int, default=8)
-    p_all.add_argument('--model', default=str(TINY_YAML.relative_to(REPO_ROOT)))
+    p_all.add_argument('--model', default=str(TINY_YAML.relative_to(REPO_ROOT)),
+                       help='model yaml (from scratch) or a .pt to fine-tune')
     p_ev = sub.add_parser('evaluate', help='mAP of weights on a split')
     p_ev.add_argument('weights')
     p_ev.add_argument('--data', default='runs/yolo_person/data/data.yaml')
@@ -302,8 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == 'all':
         _run_all(args)
     elif args.cmd == 'export':
-        export_dataset(ExportConfig(out=str(Path(args.work) / 'data'), seed=args.seed, counts={
-            'train': args.train, 'val': args.val, 'test': args.test}))
+        export_dataset(_export_config(args))
     else:
         print(json.dumps(evaluate(args.weights, args.data, imgsz=args.imgsz, split=args.split)))
 

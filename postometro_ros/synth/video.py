@@ -44,22 +44,18 @@ def _tracks(rng: np.random.Generator, num_frames: int, fps: float, num_people: i
     return tracks
 
 
-def make_video(out_dir, num_frames: int = 150, seed: int = 0, assets=None,
-               image_size: tuple[int, int] = (640, 480), fps: float = 15.0,
-               num_people: int = 4, write_png: bool = True) -> dict:
-    """Render the video and its ground truth; returns a small summary dict.
+def video_scenes(num_frames: int = 150, seed: int = 0, assets=None,
+                 image_size: tuple[int, int] = (640, 480), fps: float = 15.0,
+                 num_people: int = 4, frame_step: int = 1):
+    """Render the video frame by frame (every ``frame_step``-th frame only, if asked).
 
-    Args:
-        assets: body assets; the default procedural body when None.
+    Yields:
+        (frame index, time in seconds, rendered ``Scene``) per frame.
     """
     from postometro_ros.synth.cli import load_assets  # noqa: PLC0415
     from postometro_ros.synth.generator import SceneGenerator  # noqa: PLC0415
     if assets is None:
         assets = load_assets()
-    out = Path(out_dir)
-    (out / 'gt').mkdir(parents=True, exist_ok=True)
-    if write_png:
-        (out / 'frames').mkdir(parents=True, exist_ok=True)
     w, h = image_size
     gen = SceneGenerator(assets, image_size=image_size, seed=seed, split='train')
     rng = np.random.default_rng([seed, 99])
@@ -74,10 +70,7 @@ def make_video(out_dir, num_frames: int = 150, seed: int = 0, assets=None,
     tracks = _tracks(rng, num_frames, fps, num_people)
     pillar = S.OccluderSpec('cylinder', (0.14, 3.0, 0.14), np.array([0.9, 1.5, -3.9]), 0.0,
                             S.object_material(rng))
-    writer = cv2.VideoWriter(str(out / 'video.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                             (w, h))
-    counts = []
-    for f in range(num_frames):
+    for f in range(0, num_frames, frame_step):
         t = f / fps
         people = []
         for k, (base, tr) in enumerate(zip(bases, tracks)):
@@ -96,7 +89,27 @@ def make_video(out_dir, num_frames: int = 150, seed: int = 0, assets=None,
         world = S.WorldSpec(cam, R_cw, C, people, [pillar], bg, floor, wall, -14.0, light)
         posed = [q for q in gen.pose_people(world) if _in_view(q.verts, cam)]
         world.people = [q.spec for q in posed]
-        scene = gen.render_world(world, posed, f)
+        yield f, t, gen.render_world(world, posed, f)
+
+
+def make_video(out_dir, num_frames: int = 150, seed: int = 0, assets=None,
+               image_size: tuple[int, int] = (640, 480), fps: float = 15.0,
+               num_people: int = 4, write_png: bool = True) -> dict:
+    """Render the video and its ground truth; returns a small summary dict.
+
+    Args:
+        assets: body assets; the default procedural body when None.
+    """
+    out = Path(out_dir)
+    (out / 'gt').mkdir(parents=True, exist_ok=True)
+    if write_png:
+        (out / 'frames').mkdir(parents=True, exist_ok=True)
+    w, h = image_size
+    writer = cv2.VideoWriter(str(out / 'video.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                             (w, h))
+    counts, cam = [], None
+    for f, t, scene in video_scenes(num_frames, seed, assets, image_size, fps, num_people):
+        cam = scene.camera
         writer.write(cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
         if write_png:
             cv2.imwrite(str(out / 'frames' / f'{f:06d}.png'),
