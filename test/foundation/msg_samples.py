@@ -7,7 +7,8 @@ import numpy as np
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point
-from postometro_ros.msg import Human3D, Human3DArray, HumanMesh, HumanMeshArray, SkeletonInfo
+from postometro_ros.msg import (
+    Human3D, Human3DArray, HumanMesh, HumanMeshArray, MeshTopology, SkeletonInfo)
 from std_msgs.msg import Header
 
 NUM_JOINTS = 14
@@ -76,6 +77,17 @@ def build_samples(seed: int = 7) -> dict:
             num_vertices=[NUM_VERTICES, 1723, 431],
             vertex_topology='procedural',
             topology_fingerprint='ab' * 32,
+        ),
+        'mesh_topology': MeshTopology(
+            header=Header(stamp=header.stamp),
+            vertex_topology='procedural',
+            topology_fingerprint='ab' * 32,
+            mesh_levels=['fine', 'intermediate', 'coarse'],
+            num_vertices=[NUM_VERTICES, 1723, 431],
+            num_faces=[13776, 3440, 856],
+            faces=array.array('I', np.concatenate([
+                rng.integers(0, n, 3 * f, dtype=np.uint32)
+                for n, f in ((NUM_VERTICES, 13776), (1723, 3440), (431, 856))]).tobytes()),
         ),
     }
 

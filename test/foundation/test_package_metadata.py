@@ -38,7 +38,7 @@ def test_versions_agree(repo_root):
 def test_every_msg_is_built_and_its_dependencies_declared(repo_root):
     listed = _cmake_list(repo_root, 'msg_files')
     assert listed == [f'msg/{p.name}' for p in _msg_files(repo_root)]
-    assert len(listed) == 5
+    assert len(listed) == 6
     xml = ElementTree.parse(repo_root / 'package.xml').getroot()
     depends = {e.text for e in xml.findall('depend')}
     cmake = (repo_root / 'CMakeLists.txt').read_text()
