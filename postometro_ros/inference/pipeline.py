@@ -147,6 +147,9 @@ class HumanPipeline:
         predictor: a :class:`postometro_ros.inference.predictor.Predictor`.
         faces: mesh faces per level (fine, intermediate, coarse), each (F_l, 3) int.
         model_name: human-readable model identity (published in SkeletonInfo).
+        topology_name: name of the mesh topology of ``faces`` (published in SkeletonInfo and
+            MeshTopology).
+        topology_fingerprint: its ``MeshTopology.fingerprint()`` (published likewise).
         detection_threshold: minimum person score (also applied on top of the detector's own).
         max_persons: most people per frame.
         rel_depth_sigma: relative depth sigma of the focal-length placement.
@@ -154,12 +157,15 @@ class HumanPipeline:
     """
 
     def __init__(self, detector: Any, predictor: Any, *, faces: tuple[np.ndarray, ...],
-                 model_name: str, detection_threshold: float = 0.4, max_persons: int = 10,
+                 model_name: str, topology_name: str = '', topology_fingerprint: str = '',
+                 detection_threshold: float = 0.4, max_persons: int = 10,
                  rel_depth_sigma: float = 0.1, pelvis_pair: tuple[int, int] = (2, 3)):
         self.detector = detector
         self.predictor = predictor
         self.faces = tuple(np.asarray(f, dtype=np.int64) for f in faces)
         self.model_name = model_name
+        self.topology_name = topology_name
+        self.topology_fingerprint = topology_fingerprint
         self.detection_threshold = float(detection_threshold)
         self.max_persons = int(max_persons)
         self.rel_depth_sigma = float(rel_depth_sigma)
@@ -204,7 +210,9 @@ class HumanPipeline:
         label = 'UNTRAINED random init, ' if meta.provenance.get('untrained') else ''
         arch = meta.config_dict.get('name', meta.config_dict.get('size'))
         name = f'{ckpt.stem} ({label}{arch}, sha256 {_file_digest(ckpt)})'
+        # load_checkpoint checked that the topology has the checkpoint's fingerprint.
         return cls(detector, predictor, faces=topology.faces, model_name=name,
+                   topology_name=topology.name, topology_fingerprint=meta.topology_fingerprint,
                    detection_threshold=cfg.detection_threshold, max_persons=cfg.max_persons,
                    rel_depth_sigma=cfg.rel_depth_sigma)
 

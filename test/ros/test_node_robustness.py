@@ -73,6 +73,7 @@ def test_skeleton_info_is_latched(node):
     assert len(info.joint_parents) == 14 and list(info.joint_parents).count(-1) >= 1
     assert list(info.mesh_levels) == ['fine', 'intermediate', 'coarse']
     assert 'UNTRAINED' in info.model_name
+    assert info.vertex_topology == 'procedural' and len(info.topology_fingerprint) == 64
 
 
 def test_without_camera_info_people_are_root_relative(node, frame):
