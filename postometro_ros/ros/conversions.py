@@ -24,12 +24,12 @@ from geometry_msgs.msg import Point
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from postometro_ros.msg import Human3D, HumanMesh, HumanMeshArray
+from postometro_ros.msg import Human3D, HumanMesh, HumanMeshArray, MeshTopology
 
 __all__ = [
     'ImageDecodeError', 'SUPPORTED_ENCODINGS', 'image_to_rgb', 'compressed_to_rgb',
     'rgb_to_image_msg', 'camera_info_to_k', 'stamp_to_seconds', 'track_id_string',
-    'float32_array', 'person_to_human3d', 'mesh_array', 'TrackBook',
+    'float32_array', 'person_to_human3d', 'mesh_array', 'mesh_topology', 'TrackBook',
 ]
 
 
@@ -269,6 +269,31 @@ def mesh_array(people: Sequence[Any], header: Header, level: int,
     num_vertices = len(people[0].vertices[level]) if people else 0
     return HumanMeshArray(header=header, level=level_name, num_vertices=num_vertices,
                           meshes=meshes)
+
+
+def mesh_topology(faces: Sequence[np.ndarray], num_vertices: Sequence[int],
+                  level_names: Sequence[str], vertex_topology: str, topology_fingerprint: str,
+                  stamp: Time) -> MeshTopology:
+    """Fill a ``MeshTopology``: the faces of all levels concatenated into one ``uint32[]``.
+
+    Args:
+        faces: per level (F_l, 3) vertex indices, finest first.
+        num_vertices: vertex count per level.
+        level_names: level names, parallel to ``faces``.
+        vertex_topology: topology name, as in ``SkeletonInfo``.
+        topology_fingerprint: its sha256 hex, as in ``SkeletonInfo``.
+        stamp: publication time (the header's frame_id stays empty).
+
+    Returns:
+        The message; ``faces`` goes through the ``array.array`` fast path.
+    """
+    triangles = [np.asarray(f).reshape(-1, 3) for f in faces]
+    flat = np.concatenate(triangles).astype('<u4')
+    return MeshTopology(
+        header=Header(stamp=stamp), vertex_topology=vertex_topology,
+        topology_fingerprint=topology_fingerprint, mesh_levels=list(level_names),
+        num_vertices=[int(n) for n in num_vertices], num_faces=[len(t) for t in triangles],
+        faces=array.array('I', flat.tobytes()))
 
 
 class TrackBook:

@@ -37,7 +37,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from postometro_ros.body.joints import J14_NAMES, J14_PARENTS
-from postometro_ros.msg import Human3DArray, HumanMeshArray, SkeletonInfo
+from postometro_ros.msg import Human3DArray, HumanMeshArray, MeshTopology, SkeletonInfo
 from postometro_ros.ros import conversions
 from postometro_ros.ros.diagnostics import DiagnosticsThresholds, diagnostics_message, NodeStats
 from postometro_ros.ros.markers import (
@@ -128,6 +128,7 @@ class PostometroNode(Node):
         self._create_publishers()
         self._create_subscriptions()
         self._publish_skeleton_info()
+        self._publish_mesh_topology()
         self._diagnostics_timer = self.create_timer(self.params.diagnostics_period,
                                                     self._publish_diagnostics)
         self._worker = threading.Thread(target=self._worker_loop, name='postometro_worker',
@@ -168,6 +169,9 @@ class PostometroNode(Node):
         self._info_pub = self.create_publisher(
             SkeletonInfo, '~/skeleton_info', _reliable(1, latched=True),
             qos_overriding_options=overrides)
+        self._topology_pub = self.create_publisher(
+            MeshTopology, '~/mesh_topology', _reliable(1, latched=True),
+            qos_overriding_options=overrides)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
     def _create_subscriptions(self) -> None:
@@ -196,10 +200,16 @@ class PostometroNode(Node):
             joint_names=list(J14_NAMES), joint_parents=[int(i) for i in J14_PARENTS],
             num_pose_tokens=int(self._pipeline.num_pose_tokens),
             mesh_levels=list(MESH_LEVELS), num_vertices=list(self._num_vertices),
-            vertex_topology=str(getattr(self._pipeline, 'topology_name', '')),
-            topology_fingerprint=str(getattr(self._pipeline, 'topology_fingerprint', '')))
+            vertex_topology=self._pipeline.topology_name,
+            topology_fingerprint=self._pipeline.topology_fingerprint)
         info.header.stamp = self.get_clock().now().to_msg()
         self._info_pub.publish(info)
+
+    def _publish_mesh_topology(self) -> None:
+        """Faces of every level, so ``~/meshes`` makes a mesh without the body-model files."""
+        self._topology_pub.publish(conversions.mesh_topology(
+            self._faces, self._num_vertices, MESH_LEVELS, self._pipeline.topology_name,
+            self._pipeline.topology_fingerprint, self.get_clock().now().to_msg()))
 
     # ----------------------------------------------------------------------------- parameters
 

@@ -7,9 +7,9 @@ from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header
 
 from postometro_ros.inference.pipeline import PersonResult
-from postometro_ros.msg import Human3D, Human3DArray, HumanMeshArray
+from postometro_ros.msg import Human3D, Human3DArray, HumanMeshArray, MeshTopology
 from postometro_ros.ros.conversions import (
-    mesh_array, person_to_human3d, track_id_string, TrackBook)
+    mesh_array, mesh_topology, person_to_human3d, track_id_string, TrackBook)
 from postometro_ros.ros.diagnostics import (
     DiagnosticsThresholds, diagnostics_message, DROP_CAUSES, NodeStats)
 
@@ -68,6 +68,26 @@ def test_mesh_array_levels():
     assert empty.num_vertices == 0 and not empty.meshes
     assert isinstance(deserialize_message(serialize_message(msg), HumanMeshArray),
                       HumanMeshArray)
+
+
+def test_mesh_topology_reads_back_per_level_as_documented():
+    rng = np.random.default_rng(3)
+    counts = (50, 20, 8)
+    faces = tuple(rng.integers(0, n, (2 * n - 4, 3)) for n in counts)
+    msg = mesh_topology(faces, counts, ('fine', 'intermediate', 'coarse'), 'procedural',
+                        'ab' * 32, Time(sec=9))
+    msg = deserialize_message(serialize_message(msg), MeshTopology)
+    assert msg.header.stamp == Time(sec=9) and msg.header.frame_id == ''
+    assert msg.vertex_topology == 'procedural' and msg.topology_fingerprint == 'ab' * 32
+    assert list(msg.mesh_levels) == ['fine', 'intermediate', 'coarse']
+    assert list(msg.num_vertices) == list(counts)
+    assert list(msg.num_faces) == [len(f) for f in faces]
+    # The recipe of msg/MeshTopology.msg.
+    tri = np.frombuffer(msg.faces, np.uint32).reshape(-1, 3)
+    per_level = np.split(tri, np.cumsum(msg.num_faces)[:-1])
+    assert len(per_level) == 3
+    for got, want in zip(per_level, faces):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_track_book_states_and_lost_messages():
