@@ -249,7 +249,7 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
     from rclpy.serialization import deserialize_message
 
     from diagnostic_msgs.msg import DiagnosticArray
-    from postometro_ros.msg import Human3DArray, HumanMeshArray, SkeletonInfo
+    from postometro_ros.msg import Human3DArray, HumanMeshArray, MeshTopology, SkeletonInfo
     from postometro_ros.ros.camera_source import CameraSourceNode
     from postometro_ros.ros.node import PostometroNode
     from postometro_ros.ros.recorder import McapRecorder, message_class, RecorderNode, type_name
@@ -319,6 +319,12 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
                 collected.model_name = deserialize_message(data, SkeletonInfo).model_name
 
         rec_node.create_subscription(SkeletonInfo, info_topic, on_info, latched, raw=True)
+        # The faces, so a recording alone is enough to draw the ~/meshes in Foxglove.
+        topology_topic = f'{NODE_NS}/mesh_topology'
+        recorder.add_channel(topology_topic, type_name(MeshTopology))
+        rec_node.create_subscription(
+            MeshTopology, topology_topic,
+            lambda d: recorder.write(topology_topic, d, time.time_ns()), latched, raw=True)
         recorder.add_channel('/diagnostics', type_name(DiagnosticArray))
 
         def on_diag(data):

@@ -51,8 +51,10 @@ def test_demo_command_writes_all_outputs(tmp_path):
                 assert msg.header.frame_id == 'camera_optical_frame'
             if channel.topic == '/postometro/skeleton_info':
                 assert len(msg.joint_names) == 14
+            if channel.topic == '/postometro/mesh_topology':
+                assert len(msg.faces) == 3 * sum(msg.num_faces) > 0
     # One ~/humans per processed frame, plus the warm-up frame.
     assert counts['/postometro/humans'] == summary['frames_processed'] + 1
-    for topic in ('/postometro/skeleton_info', '/diagnostics', '/camera/camera_info',
-                  '/postometro/markers'):
+    for topic in ('/postometro/skeleton_info', '/postometro/mesh_topology', '/diagnostics',
+                  '/camera/camera_info', '/postometro/markers'):
         assert counts.get(topic, 0) >= 1, (topic, counts)
