@@ -11,8 +11,9 @@ import pytest
 COVERED = ('model', 'body', 'synth', 'data', 'train', 'inference', 'geometry')
 BLOCKED = (
     'rclpy', 'rcl_interfaces', 'rosidl_runtime_py', 'rosidl_parser', 'rosidl_generator_py',
-    'rpyutils', 'ament_index_python', 'builtin_interfaces', 'std_msgs', 'geometry_msgs',
-    'sensor_msgs', 'visualization_msgs', 'diagnostic_msgs', 'shape_msgs', 'vision_msgs',
+    'rpyutils', 'ament_index_python', 'builtin_interfaces', 'std_msgs', 'std_srvs',
+    'geometry_msgs', 'sensor_msgs', 'visualization_msgs', 'diagnostic_msgs', 'shape_msgs',
+    'vision_msgs',
     'cv_bridge', 'launch', 'launch_ros', 'message_filters', 'tf2_ros',
     'postometro_ros.msg', 'postometro_ros.ros',
 )
