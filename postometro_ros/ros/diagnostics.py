@@ -52,6 +52,7 @@ class NodeStats:
         self._latency: dict[str, collections.deque[float]] = {}
         self.frames_received = 0
         self.frames_processed = 0
+        self.frames_skipped_disabled = 0
         self.frames_without_camera_info = 0
         self.rejected_parameters = 0
         self.drops = dict.fromkeys(DROP_CAUSES, 0)
@@ -72,6 +73,11 @@ class NodeStats:
             self.last_input_s = now_s
             self._inputs.append(now_s)
             self._trim(self._inputs, now_s)
+
+    def on_skipped_disabled(self) -> None:
+        """A frame was not processed because the node is disabled (not a failure: no drop)."""
+        with self._lock:
+            self.frames_skipped_disabled += 1
 
     def on_drop(self, cause: str, error: str = '') -> None:
         """A frame was dropped for ``cause`` (one of :data:`DROP_CAUSES`)."""
@@ -121,6 +127,7 @@ class NodeStats:
             values: dict[str, float | int | str] = {
                 'frames_received': self.frames_received,
                 'frames_processed': self.frames_processed,
+                'frames_skipped_disabled': self.frames_skipped_disabled,
                 'input_rate_hz': round(self._rate(self._inputs, now_s), 3),
                 'output_rate_hz': round(self._rate(self._outputs, now_s), 3),
                 'dropped_total': sum(self.drops.values()),
@@ -138,22 +145,9 @@ class NodeStats:
             return values
 
 
-def diagnostics_message(values: dict[str, float | int | str], *, name: str, hardware_id: str,
-                        extra: dict[str, str], thresholds: DiagnosticsThresholds,
-                        stamp: Time) -> DiagnosticArray:
-    """Build the ``DiagnosticArray`` for one report.
-
-    Args:
-        values: :meth:`NodeStats.snapshot` output.
-        name: status name, e.g. ``'postometro: pipeline'``.
-        hardware_id: device the model runs on.
-        extra: constant key/values (model, device, input topic, ...).
-        thresholds: WARN limits.
-        stamp: report time.
-
-    Returns:
-        One status: OK, or WARN with the reasons joined in ``message``.
-    """
+def _problems(values: dict[str, float | int | str],
+              thresholds: DiagnosticsThresholds) -> list[str]:
+    """Reasons for WARN while enabled: no or stale input, mean latency over budget."""
     problems = []
     since_input = float(values['seconds_since_input'])
     if since_input < 0.0:
@@ -163,10 +157,38 @@ def diagnostics_message(values: dict[str, float | int | str], *, name: str, hard
     latency = values.get('latency_total_ms')
     if latency is not None and float(latency) > thresholds.latency_warn_ms:
         problems.append(f'latency {float(latency):.0f} ms > {thresholds.latency_warn_ms:.0f} ms')
+    return problems
+
+
+def diagnostics_message(values: dict[str, float | int | str], *, name: str, hardware_id: str,
+                        extra: dict[str, str], thresholds: DiagnosticsThresholds,
+                        stamp: Time, enabled: bool = True) -> DiagnosticArray:
+    """Build the ``DiagnosticArray`` for one report.
+
+    Args:
+        values: :meth:`NodeStats.snapshot` output.
+        name: status name, e.g. ``'postometro: pipeline'``.
+        hardware_id: device the model runs on.
+        extra: constant key/values (model, device, input topic, ...).
+        thresholds: WARN limits.
+        stamp: report time.
+        enabled: the node's ``enabled`` switch. Disabled is OK with the message
+            ``disabled (N frames skipped)``: idle on purpose, so monitoring can tell it from a
+            stalled input, and no input or latency warning applies.
+
+    Returns:
+        One status: OK, or WARN with the reasons joined in ``message``.
+    """
+    if enabled:
+        problems = _problems(values, thresholds)
+        message = '; '.join(problems) if problems else 'running'
+    else:
+        problems = []
+        message = f'disabled ({values["frames_skipped_disabled"]} frames skipped)'
     status = DiagnosticStatus(
         level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
-        name=name, hardware_id=hardware_id,
-        message='; '.join(problems) if problems else 'running')
-    pairs = list(extra.items()) + [(k, str(v)) for k, v in values.items()]
+        name=name, hardware_id=hardware_id, message=message)
+    pairs = ([('enabled', str(enabled).lower())] + list(extra.items())
+             + [(k, str(v)) for k, v in values.items()])
     status.values = [KeyValue(key=k, value=v) for k, v in pairs]
     return DiagnosticArray(header=Header(stamp=stamp), status=[status])

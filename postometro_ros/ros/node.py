@@ -5,7 +5,9 @@ A thin shell around :class:`postometro_ros.inference.pipeline.HumanPipeline`. Su
 callbacks only store the newest frame; a worker thread decodes it, runs the pipeline and
 publishes, so the executor stays responsive and a slow model always works on the newest image.
 A frame that is replaced while waiting is dropped and counted (``dropped_busy``). Bad input is
-reported (warning, diagnostics counter) and skipped; it never stops the node.
+reported (warning, diagnostics counter) and skipped; it never stops the node. The ``~/enable``
+service (``std_srvs/SetBool``) and the ``enabled`` parameter are one on/off switch: while off,
+frames are counted and skipped before any model work, and nothing is published for them.
 
 Run: ``python -m postometro_ros.ros.node --ros-args --params-file config/postometro_node.yaml``.
 """
@@ -34,6 +36,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time as RclpyTime
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
+from std_srvs.srv import SetBool
 from visualization_msgs.msg import MarkerArray
 
 from postometro_ros.body.joints import J14_NAMES, J14_PARENTS
@@ -41,7 +44,7 @@ from postometro_ros.msg import Human3DArray, HumanMeshArray, MeshTopology, Skele
 from postometro_ros.ros import conversions
 from postometro_ros.ros.diagnostics import DiagnosticsThresholds, diagnostics_message, NodeStats
 from postometro_ros.ros.markers import (
-    delete_markers, marker_id, MarkerIdTracker, MeshMarkerEncoder,
+    delete_markers, marker_id, MarkerIdTracker, MESH_NAMESPACE, MeshMarkerEncoder,
     SKELETON_NAMESPACES, skeleton_markers, SkeletonView, track_color)
 from postometro_ros.ros.params import declare_parameters, MESH_LEVELS
 
@@ -113,6 +116,7 @@ class PostometroNode(Node):
         self._mesh_ids = MarkerIdTracker()
         self._tracks = conversions.TrackBook()
         self._last_mesh_markers = -float('inf')
+        self._last_header: Header | None = None  # of the last published frame (worker only)
 
         # Latest valid CameraInfo as one (K, (width, height)) tuple: written by the executor
         # thread, read by the worker, so it is replaced whole, never field by field.
@@ -120,15 +124,17 @@ class PostometroNode(Node):
         self._warned_no_camera_info = False
         self._warned_camera_size = False
 
-        # Newest-frame slot shared with the worker thread.
+        # Newest-frame slot and "end every track" request, shared with the worker thread.
         self._cond = threading.Condition()
         self._pending: tuple[Any, bool] | None = None
+        self._end_tracks_requested = False
         self._stopping = False
 
         self._create_publishers()
         self._create_subscriptions()
         self._publish_skeleton_info()
         self._publish_mesh_topology()
+        self.create_service(SetBool, '~/enable', self.enable_callback)
         self._diagnostics_timer = self.create_timer(self.params.diagnostics_period,
                                                     self._publish_diagnostics)
         self._worker = threading.Thread(target=self._worker_loop, name='postometro_worker',
@@ -138,7 +144,8 @@ class PostometroNode(Node):
         self.get_logger().info(
             f'ready: model {self._pipeline.model_name} on {self._pipeline.device}; input '
             f'{self._image_topic} ({qos.reliability.name.lower()}, depth {qos.depth}); '
-            f'outputs under {self.get_fully_qualified_name()}/')
+            f'outputs under {self.get_fully_qualified_name()}/'
+            + ('' if self.params.enabled else '; disabled until ~/enable is called with true'))
 
     # ----------------------------------------------------------------------------- set-up
 
@@ -220,6 +227,20 @@ class PostometroNode(Node):
             setattr(self._pipeline, name, value)
         elif name == 'mesh_marker_shading':
             self._mesh_encoders.clear()
+        elif name == 'enabled':
+            self._on_enabled_change(value)
+
+    def _on_enabled_change(self, enabled: bool) -> None:
+        """Disabling discards the waiting frame and asks the worker to end every track."""
+        with self._cond:
+            if not enabled:
+                if self._pending is not None:
+                    self._pending = None
+                    self._stats.on_skipped_disabled()
+                self._end_tracks_requested = True
+                self._cond.notify()
+        self.get_logger().info('enabled: processing images' if enabled
+                               else 'disabled: images are skipped until re-enabled')
 
     def _on_parameter_rejected(self, reason: str) -> None:
         self._stats.on_rejected_parameter(reason)
@@ -235,6 +256,18 @@ class PostometroNode(Node):
         """Keep the newest compressed image for the worker."""
         self._offer(msg, True)
 
+    def enable_callback(self, request: SetBool.Request,
+                        response: SetBool.Response) -> SetBool.Response:
+        """``~/enable``: sets the ``enabled`` parameter (service and parameter are one switch)."""
+        state = 'enabled' if request.data else 'disabled'
+        if self.params.enabled == request.data:
+            response.success, response.message = True, f'already {state}'
+            return response
+        result = self.set_parameters([Parameter('enabled', value=bool(request.data))])[0]
+        response.success = result.successful
+        response.message = state if result.successful else result.reason
+        return response
+
     def camera_info_callback(self, msg: CameraInfo) -> None:
         """Cache the latest usable intrinsics."""
         k = conversions.camera_info_to_k(msg)
@@ -247,6 +280,9 @@ class PostometroNode(Node):
     def _offer(self, msg: Any, compressed: bool) -> None:
         self._stats.on_input(time.monotonic())
         with self._cond:
+            if not self.params.enabled:
+                self._stats.on_skipped_disabled()
+                return
             if self._pending is not None:
                 self._stats.on_drop('busy')
             self._pending = (msg, compressed)
@@ -257,14 +293,19 @@ class PostometroNode(Node):
     def _worker_loop(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._stopping:
+                while (self._pending is None and not self._end_tracks_requested
+                       and not self._stopping):
                     self._cond.wait()
                 if self._stopping:
                     return
-                msg, compressed = self._pending
-                self._pending = None
+                job, self._pending = self._pending, None
+                end_tracks, self._end_tracks_requested = self._end_tracks_requested, False
+            if end_tracks:
+                self._end_tracks()
+            if job is None:
+                continue
             try:
-                self._process(msg, compressed)
+                self._process(*job)
             except Exception as exc:  # noqa: BLE001 - a bad frame must not end the worker
                 detail = ''.join(traceback.format_exception_only(type(exc), exc)).strip()
                 self._stats.on_drop('pipeline', detail)
@@ -325,6 +366,7 @@ class PostometroNode(Node):
             p, header.stamp, self._tracks.state(conversions.track_id_string(p.track_id)))
             for p in people]
         lost = self._tracks.update(humans)
+        self._last_header = header
         self._humans_pub.publish(Human3DArray(header=header, skeleton=SKELETON,
                                               humans=humans + lost))
         if self._meshes_pub.get_subscription_count() > 0:
@@ -339,6 +381,26 @@ class PostometroNode(Node):
         if self._debug_pub.get_subscription_count() > 0:
             self._debug_pub.publish(conversions.rgb_to_image_msg(
                 draw_debug(rgb, people), header))
+
+    def _end_tracks(self) -> None:
+        """End every track as if nobody were seen (on disable), so nothing shown before a pause
+        claims to continue after it: ``TRACK_LOST`` entries on ``~/humans`` and marker DELETEs,
+        with the header of the last published frame (where the tracks were last seen). Nothing
+        is published for what was not shown."""
+        header = self._last_header
+        if header is None:
+            return
+        lost = self._tracks.update([])
+        if lost:
+            self._humans_pub.publish(Human3DArray(header=header, skeleton=SKELETON, humans=lost))
+        ended = self._skeleton_ids.update([])
+        if ended:
+            self._markers_pub.publish(MarkerArray(
+                markers=delete_markers(ended, header, SKELETON_NAMESPACES)))
+        ended = self._mesh_ids.update([])
+        if ended:
+            self._mesh_markers_pub.publish(MarkerArray(
+                markers=delete_markers(ended, header, (MESH_NAMESPACE,))))
 
     def _marker_ids(self, people: Sequence[Any]) -> list[int]:
         # Without tracking every id is "": fall back to the position in the frame.
@@ -385,7 +447,7 @@ class PostometroNode(Node):
         self._diagnostics_pub.publish(diagnostics_message(
             values, name=f'{self.get_name()}: pipeline', hardware_id=str(self._pipeline.device),
             extra=extra, thresholds=DiagnosticsThresholds(p.latency_warn_ms, p.input_timeout),
-            stamp=self.get_clock().now().to_msg()))
+            stamp=self.get_clock().now().to_msg(), enabled=p.enabled))
 
     def _warn(self, cause: str, text: str) -> None:
         """Warn at most every few seconds per cause (bad streams repeat the same problem)."""

@@ -65,6 +65,11 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    # Processing switch (changeable at run time; the ~/enable service sets it).
+    ParamSpec('enabled', True,
+              'Process incoming images. false: images are skipped before any detector or '
+              'network work (counted in diagnostics as frames_skipped_disabled) and nothing is '
+              'published for them; the ~/enable service (std_srvs/SetBool) sets this parameter.'),
     # Models (read-only: loaded once at start-up).
     ParamSpec('checkpoint', 'models/postometro_tiny_synth.safetensors',
               'PostoMETRO checkpoint (.safetensors written by save_checkpoint). Relative paths '
@@ -136,6 +141,7 @@ _BY_NAME = {spec.name: spec for spec in PARAMETERS}
 class NodeParams:
     """Current parameter values, typed (kept up to date by the on-set callback)."""
 
+    enabled: bool
     checkpoint: str
     body_assets: str
     detector: str

@@ -150,3 +150,24 @@ def test_stats_and_diagnostics_message():
     assert stale.status[0].level == DiagnosticStatus.WARN
     assert 'no image for' in stale.status[0].message
     assert stats.snapshot(200.0)['input_rate_hz'] == 0.0
+
+
+def test_disabled_node_reports_ok_with_skipped_count():
+    """Disabled is idle on purpose: OK with the count, even without input (not "stalled")."""
+    stats = NodeStats(start_time_s=100.0)
+    for t in (100.1, 100.2, 100.3):
+        stats.on_input(t)
+        stats.on_skipped_disabled()
+    values = stats.snapshot(200.0)  # no image for 100 s: WARN when enabled
+    assert values['frames_skipped_disabled'] == 3 and values['dropped_total'] == 0
+
+    def report(enabled: bool) -> DiagnosticStatus:
+        return diagnostics_message(values, name='n', hardware_id='cpu', extra={},
+                                   thresholds=DiagnosticsThresholds(), stamp=Time(),
+                                   enabled=enabled).status[0]
+    disabled, enabled = report(False), report(True)
+    assert disabled.level == DiagnosticStatus.OK
+    assert disabled.message == 'disabled (3 frames skipped)'
+    assert {kv.key: kv.value for kv in disabled.values}['enabled'] == 'false'
+    assert enabled.level == DiagnosticStatus.WARN and 'no image for' in enabled.message
+    assert {kv.key: kv.value for kv in enabled.values}['enabled'] == 'true'
