@@ -114,6 +114,7 @@ class Probe:
         self.debug_images: list[Image] = []
         self.diagnostics: list[dict[str, str]] = []
         self.diagnostic_levels: list[int] = []
+        self.diagnostic_messages: list[str] = []
         self.logs: collections.deque[Log] = collections.deque(maxlen=2000)
         self.skeleton_info: list[SkeletonInfo] = []
         out = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -158,6 +159,7 @@ class Probe:
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
                 level = status.level  # octet: arrives as bytes
                 self.diagnostic_levels.append(level[0] if isinstance(level, bytes) else level)
+                self.diagnostic_messages.append(status.message)
 
     def _on_log(self, msg: Log) -> None:
         if msg.name == 'postometro':
