@@ -67,6 +67,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('detection_threshold', default_value='0.3',
                               description='Person score threshold (the demo detector scores '
                                           'low).'),
+        DeclareLaunchArgument(
+            'enabled', default_value='true',
+            description='Node processes images from the start; false: it starts disabled '
+                        'until the ~/enable service (std_srvs/SetBool) is called with true.'),
         DeclareLaunchArgument('rviz', default_value='true', description='Start RViz.'),
         DeclareLaunchArgument(
             'rviz_config',
@@ -94,6 +98,7 @@ def generate_launch_description() -> LaunchDescription:
             'image_reliability': cfg('image_reliability'),
             'detection_threshold': ParameterValue(cfg('detection_threshold'),
                                                   value_type=float),
+            'enabled': ParameterValue(cfg('enabled'), value_type=bool),
         }],
         remappings=[('image', cfg('image_topic')), ('camera_info', cfg('camera_info_topic'))])
 

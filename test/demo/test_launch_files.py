@@ -100,7 +100,7 @@ def test_launch_graph(launch_description):
         assert f"p('{p}'" in source, p
     node_params = set(nodes['postometro'].kwargs['parameters'][1])
     assert node_params == {'checkpoint', 'detector', 'device', 'image_reliability',
-                           'detection_threshold'}
+                           'detection_threshold', 'enabled'}
     params_src = (REPO / 'postometro_ros' / 'ros' / 'params.py').read_text()
     for p in node_params:
         assert f"ParamSpec('{p}'" in params_src, p
