@@ -240,11 +240,12 @@ def write_card(path: Path, *, command: str, export_cfg: ExportConfig, train_cfg:
     path.write_text(f"""# yolo_person_synth.pt: the demo person detector
 
 A one-class (`person`) YOLO11 detector (the YOLO11 layout at width 0.1875 and depth 0.33, 1.56 M
-parameters; smaller than YOLO11n) trained without pretrained weights, with ultralytics' own trainer, on images
-of this project's synthetic world (`postometro_ros/synth`: procedural bodies in rendered
-rooms with object and person occlusions). It exists so the demo runs out of the box, offline,
-without downloading COCO weights. It is **not** a general person detector: on real photographs it
-will miss people or fire on clutter; use a COCO-trained YOLO (`detector:=yolo11n.pt`) there.
+parameters; smaller than YOLO11n) trained without pretrained weights, with ultralytics' own
+trainer, on images of this project's synthetic world (`postometro_ros/synth`: procedural bodies
+in rendered rooms with object and person occlusions, and walking clips). It exists so the demo
+runs out of the box, offline, without downloading COCO weights. It is **not** a general person
+detector: on real photographs it will miss people or fire on clutter; use a COCO-trained YOLO
+(`detector:=yolo11n.pt`) there.
 
 ## How it was made
 ```bash

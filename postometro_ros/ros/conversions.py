@@ -1,9 +1,9 @@
 # Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
 """Conversions between ROS messages and numpy, without cv_bridge.
 
-cv_bridge is not usable here (ENVIRONMENT.md §1: wrong 16-bit handling, ignores ``step``, breaks on
-numpy 2 and OpenCV 5), so images are decoded with numpy directly. Every decoder either returns an
-RGB ``uint8`` image or raises :class:`ImageDecodeError` whose ``cause`` names the diagnostics
+cv_bridge is not usable here (ENVIRONMENT.md §1: wrong 16-bit handling, ignores ``step``, breaks
+on numpy 2 and OpenCV 5), so images are decoded with numpy directly. Every decoder either returns
+an RGB ``uint8`` image or raises :class:`ImageDecodeError` whose ``cause`` names the diagnostics
 counter the node increments, so a bad frame is reported and skipped, never fatal.
 
 The person messages are filled through the primitive-array fast path (``array.array`` assigned to

@@ -43,7 +43,8 @@ HEATMAP_STRIDE = 4
 
 
 def build_image_backbone(model: str, image_size: int) -> nn.Module:
-    """The image backbone of a PostoMETRO config ('postometro_tiny', ...) or a PCT config's Swin."""
+    """The image backbone of a PostoMETRO config ('postometro_tiny', ...) or a PCT config's
+    Swin."""
     if model in list_configs():
         return build_backbone(postometro_config(model, image_size=image_size))
     try:

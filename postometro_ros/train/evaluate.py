@@ -237,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--out', help='folder for metrics.json and PNGs')
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--record', action='store_true',
-                   help="store the first split's MPVPE/MPJPE/PA-MPJPE in the (single) checkpoint's "
-                        "provenance under 'metrics' (the node's accuracy test reads them)")
+                   help="store the first split's MPVPE/MPJPE/PA-MPJPE in the (single) "
+                        "checkpoint's provenance under 'metrics' (the node's accuracy test "
+                        "reads them)")
     args = p.parse_args(argv)
     if args.record and len(args.checkpoint) != 1:
         p.error('--record takes exactly one --checkpoint')

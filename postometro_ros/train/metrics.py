@@ -26,7 +26,8 @@ def center_on_hips(joints: torch.Tensor, pair: tuple[int, int] = HIP_PAIR) -> to
 
 
 def _across_and_up(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-to-left vector (hips + shoulders) and hip-centre-to-neck vector of (B, 14, 3) joints."""
+    """Right-to-left vector (hips + shoulders) and hip-centre-to-neck vector of (B, 14, 3)
+    joints."""
     joints = joints.float()                      # autocast may hand in bf16 joints
     across = (joints[:, 3] - joints[:, 2]) + (joints[:, 9] - joints[:, 8])
     up = joints[:, 12] - 0.5 * (joints[:, 2] + joints[:, 3])

@@ -1,5 +1,5 @@
 # Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
-"""The demo detector's YOLO dataset: scenes plus walking-clip frames, labels that match the truth."""
+"""The demo detector's YOLO dataset: scenes plus walking-clip frames, labels matching the truth."""
 import numpy as np
 import pytest
 import yaml

@@ -165,8 +165,9 @@ def test_tokenizer_classifier_mesh_end_to_end(data_root, body_dir, tmp_path):
     assert 'PA-MPJPE' in table and 'model' in table
     # --record stores the clean metrics in the checkpoint (the node's accuracy test reads them)
     from postometro_ros.train.evaluate import main as eval_main
-    assert eval_main(['--checkpoint', str(path), '--data', str(data_root), '--splits', 'test_clean',
-                      '--body', str(body_dir), '--baseline-samples', '0', '--record']) == 0
+    assert eval_main(['--checkpoint', str(path), '--data', str(data_root),
+                      '--splits', 'test_clean', '--body', str(body_dir),
+                      '--baseline-samples', '0', '--record']) == 0
     recorded = load_checkpoint(path)[1].provenance
     assert recorded['test'] is True
     assert recorded['metrics']['pa_mpjpe_mm'] == pytest.approx(clean['pa_mpjpe'], abs=0.051)
@@ -188,7 +189,8 @@ def test_heatmap_targets_decode_back_to_the_keypoints():
     assert torch.equal(weight.bool(), inside)
     decoded = (decode_heatmaps(target) + 0.5) * HEATMAP_STRIDE - 0.5
     err = (decoded - kp[..., :2]).norm(dim=-1)
-    interior = ((kp[..., :2] >= 2 * HEATMAP_STRIDE) & (kp[..., :2] <= SIZE - 2 * HEATMAP_STRIDE)).all(-1)
+    margin = 2 * HEATMAP_STRIDE
+    interior = ((kp[..., :2] >= margin) & (kp[..., :2] <= SIZE - margin)).all(-1)
     assert err[interior].max() < 0.4 * HEATMAP_STRIDE          # quarter-pixel refinement
     assert err[inside].max() < 1.0 * HEATMAP_STRIDE            # a Gaussian cut by the border
 
@@ -211,7 +213,8 @@ def test_backbone_stage_learns_and_initialises_the_next_stage(model, data_root, 
     assert metrics['keypoint_px'] > 0
     with torch.no_grad():
         last = t.module(batch)['heatmap'].item()
-    # cross-entropy above its floor (the targets' own entropy) halves: it fits the 8 crops' heatmaps
+    # cross-entropy above its floor (the targets' own entropy) halves: it fits the 8 crops'
+    # heatmaps
     target, weight = t.module.targets(batch['keypoints'])
     p = target.flatten(2) / target.flatten(2).sum(-1, keepdim=True)
     floor = ((-(p * p.clamp_min(1e-12).log()).sum(-1) * weight).sum() / weight.sum()).item()
