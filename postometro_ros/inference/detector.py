@@ -5,11 +5,18 @@ ultralytics looks for the network at import time and when it checks fonts; both 
 :func:`configure_ultralytics_offline`, which must run before ``ultralytics`` is first imported
 (the detector calls it itself). Tracking uses ultralytics' ByteTrack with ``persist=True`` so
 ids stay stable across consecutive calls.
+
+With tracking, ``conf`` is the score a box needs to start a track or to match in ByteTrack's first
+association stage; boxes scoring down to the tracker file's ``track_low_thresh`` (0.1 for
+ByteTrack) are passed to the tracker too, and keep an existing track alive through a partial
+occlusion (its second stage), so a person half hidden behind a pillar stays reported, with that
+low score.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -70,7 +77,8 @@ class DetectorConfig:
 
     Attributes:
         weights: ultralytics weights file (``.pt``); must exist.
-        conf: minimum person confidence.
+        conf: minimum person confidence; with tracking, the minimum to start a track (lower-scoring
+            boxes only continue existing tracks, see the module docstring).
         iou: NMS IoU threshold.
         max_det: most people per frame.
         imgsz: inference size (longest side, pixels).
@@ -80,9 +88,9 @@ class DetectorConfig:
         person_class: class index of "person" in the weights (0 for COCO and our model).
         min_box_px: boxes whose shorter side is below this are dropped.
         fuse_score: ultralytics' trackers multiply the box IoU by the detection score when
-            associating (``fuse_score``); with a low-scoring detector (the demo's scores 0.3-0.6)
-            that leaves new tracks unconfirmed frame after frame, so it is off by default
-            (None keeps the tracker file's value).
+            associating (``fuse_score``); for low-scoring boxes (partly hidden people, which
+            keep their track down to a score of 0.1) that leaves tracks unmatched frame after
+            frame, so it is off by default (None keeps the tracker file's value).
     """
 
     weights: str = str(DEFAULT_DETECTOR_WEIGHTS)
@@ -133,6 +141,8 @@ class PersonDetector:
 
     def __init__(self, cfg: DetectorConfig | None = None):
         self.cfg = cfg = cfg or DetectorConfig()
+        self._tracker_yaml: dict | None = None
+        self._tracker_path: str | None = None
         weights = Path(cfg.weights)
         if not weights.is_file():
             raise FileNotFoundError(
@@ -148,8 +158,8 @@ class PersonDetector:
             raise ValueError(f'class {cfg.person_class} not in {weights} (classes '
                              f'{self.class_names})')
 
-    def _kwargs(self) -> dict:
-        return dict(conf=self.cfg.conf, iou=self.cfg.iou, max_det=self.cfg.max_det,
+    def _kwargs(self, conf: float) -> dict:
+        return dict(conf=conf, iou=self.cfg.iou, max_det=self.cfg.max_det,
                     imgsz=self.cfg.imgsz, device=self.cfg.device, classes=[self.cfg.person_class],
                     verbose=False)
 
@@ -165,19 +175,22 @@ class PersonDetector:
         # ultralytics treats numpy input as BGR.
         bgr = np.ascontiguousarray(image_rgb[..., ::-1])
         if self.cfg.tracking:
-            res = self._model.track(bgr, persist=True, tracker=self._tracker_file(),
-                                    **self._kwargs())
+            for tracker in self._live_trackers():
+                vars(tracker.args).update(self._tracker_settings())   # conf may have changed
+            res = self._model.track(
+                bgr, persist=True, tracker=self._tracker_file(),
+                **self._kwargs(min(self.cfg.conf, self._tracker_defaults()['track_low_thresh'])))
         else:
-            res = self._model.predict(bgr, **self._kwargs())
+            res = self._model.predict(bgr, **self._kwargs(self.cfg.conf))
         boxes = res[0].boxes
-        if boxes is None or len(boxes) == 0:
+        # With tracking, no ids means no confirmed track (ultralytics then hands back the raw
+        # boxes, down to the low association threshold): nobody to report.
+        if boxes is None or len(boxes) == 0 or (self.cfg.tracking and boxes.id is None):
             return Detections.empty()
         xyxy = boxes.xyxy.cpu().numpy().astype(np.float32)
         scores = boxes.conf.cpu().numpy().astype(np.float32)
-        if self.cfg.tracking and boxes.id is not None:
-            ids = boxes.id.cpu().numpy().astype(np.int64)
-        else:
-            ids = np.full(len(xyxy), -1, np.int64)
+        ids = (boxes.id.cpu().numpy().astype(np.int64) if self.cfg.tracking
+               else np.full(len(xyxy), -1, np.int64))
         side = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
         keep = side >= self.cfg.min_box_px
         order = np.argsort(-scores[keep], kind='stable')
@@ -185,25 +198,44 @@ class PersonDetector:
 
     __call__ = detect
 
-    def _tracker_file(self) -> str:
-        """The tracker config, with ``fuse_score`` overridden in a derived copy if asked."""
-        if self.cfg.fuse_score is None:
-            return self.cfg.tracker
-        if getattr(self, '_tracker_path', None) is None:
+    def _tracker_defaults(self) -> dict:
+        """The tracker config file's settings (cached)."""
+        if self._tracker_yaml is None:
             import yaml
             from ultralytics.utils.checks import check_yaml
-            src = Path(check_yaml(self.cfg.tracker))
-            data = yaml.safe_load(src.read_text())
-            data['fuse_score'] = bool(self.cfg.fuse_score)
+            self._tracker_yaml = yaml.safe_load(Path(check_yaml(self.cfg.tracker)).read_text())
+        return self._tracker_yaml
+
+    def _tracker_settings(self) -> dict:
+        """What this config overrides in the tracker file: the start threshold and fuse_score."""
+        settings = {'track_high_thresh': float(self.cfg.conf),
+                    'new_track_thresh': float(self.cfg.conf)}
+        if self.cfg.fuse_score is not None:
+            settings['fuse_score'] = bool(self.cfg.fuse_score)
+        return settings
+
+    def _tracker_file(self) -> str:
+        """A copy of the tracker config with this detector's settings, written once: ultralytics
+        rebuilds its predictor, and forgets every track, when the file name changes, so later
+        threshold changes go to the live trackers instead."""
+        if self._tracker_path is None:
+            import yaml
+            text = yaml.safe_dump({**self._tracker_defaults(), **self._tracker_settings()},
+                                  sort_keys=False)
             out_dir = Path(os.environ.get('YOLO_CONFIG_DIR', '.')) / 'postometro_trackers'
             out_dir.mkdir(parents=True, exist_ok=True)
-            out = out_dir / f'{src.stem}_fuse{int(self.cfg.fuse_score)}.yaml'
-            out.write_text(yaml.safe_dump(data, sort_keys=False))
+            digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+            out = out_dir / f'{Path(self.cfg.tracker).stem}_{digest}.yaml'
+            if not out.is_file():
+                out.write_text(text)
             self._tracker_path = str(out)
         return self._tracker_path
 
+    def _live_trackers(self) -> list:
+        predictor = getattr(self._model, 'predictor', None)
+        return list(getattr(predictor, 'trackers', None) or ())
+
     def reset_tracker(self) -> None:
         """Forget all tracks (e.g. when the input switches to another video)."""
-        predictor = getattr(self._model, 'predictor', None)
-        for tracker in getattr(predictor, 'trackers', None) or ():
+        for tracker in self._live_trackers():
             tracker.reset()

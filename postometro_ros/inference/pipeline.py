@@ -142,15 +142,16 @@ class HumanPipeline:
     """Detector + PostoMETRO predictor + placement.
 
     Args:
-        detector: a :class:`PersonDetector` (or any object with ``detect(image_rgb)`` returning
-            :class:`Detections`).
+        detector: a :class:`PersonDetector`; the pipeline sets its ``cfg.conf`` to
+            ``detection_threshold`` before every frame.
         predictor: a :class:`postometro_ros.inference.predictor.Predictor`.
         faces: mesh faces per level (fine, intermediate, coarse), each (F_l, 3) int.
         model_name: human-readable model identity (published in SkeletonInfo).
         topology_name: name of the mesh topology of ``faces`` (published in SkeletonInfo and
             MeshTopology).
         topology_fingerprint: its ``MeshTopology.fingerprint()`` (published likewise).
-        detection_threshold: minimum person score (also applied on top of the detector's own).
+        detection_threshold: minimum person score (with tracking: to start a track; a tracked
+            person stays reported at a lower score, see ``inference.detector``).
         max_persons: most people per frame.
         rel_depth_sigma: relative depth sigma of the focal-length placement.
         pelvis_pair: joint indices whose midpoint is the root (LSP hips).
@@ -231,7 +232,8 @@ class HumanPipeline:
     # --- per frame ------------------------------------------------------------------------
 
     def _select(self, dets: Detections) -> Detections:
-        keep = np.flatnonzero(dets.scores >= self.detection_threshold)[:max(self.max_persons, 0)]
+        """The ``max_persons`` best boxes (the detector applied the threshold)."""
+        keep = slice(0, max(self.max_persons, 0))
         return Detections(dets.boxes[keep], dets.scores[keep], dets.track_ids[keep])
 
     def process(self, image_rgb: np.ndarray, camera_K: np.ndarray | None = None,
@@ -248,12 +250,7 @@ class HumanPipeline:
         """
         t0 = time.perf_counter()
         h, w = image_rgb.shape[:2]
-        cfg = getattr(self.detector, 'cfg', None)
-        if cfg is not None:
-            # With tracking, ByteTrack's second association stage wants the low-score boxes
-            # too; the threshold is applied after tracking in _select.
-            cfg.conf = min(self.detection_threshold, 0.1) if cfg.tracking \
-                else self.detection_threshold
+        self.detector.cfg.conf = self.detection_threshold   # it may change at run time
         dets = self._select(self.detector.detect(image_rgb))
         t1 = time.perf_counter()
         batch = self.predictor.predict(image_rgb, dets.boxes)

@@ -217,7 +217,7 @@ def evaluate(weights: str | Path, data: str | Path, *, imgsz: int, split: str = 
     """mAP of a trained detector on one split of the synthetic dataset."""
     configure_ultralytics_offline()
     from ultralytics import YOLO
-    project = Path(project or Path(weights).resolve().parents[2]).resolve()
+    project = Path(project or REPO_ROOT / 'runs' / 'detector_eval').resolve()
     metrics = YOLO(str(weights), task='detect').val(
         data=str(Path(data).resolve()), split=split, imgsz=imgsz, batch=8, device='cpu',
         workers=0, project=str(project), name=f'val_{split}', exist_ok=True, plots=False,
