@@ -369,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--threshold', type=float, default=0.3)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-tracking', dest='tracking', action='store_false',
-                   help='node parameter tracking:=false (ByteTrack keeps only boxes scoring '
-                        'above its new-track threshold 0.25)')
+                   help='node parameter tracking:=false (with tracking, a box must score above '
+                        'the threshold to start a track and is reported from its second frame)')
     p.add_argument('--image-reliability', default='reliable',
                    choices=('best_effort', 'reliable'),
                    help="the node's image subscription QoS (its parameter image_reliability)")
