@@ -31,7 +31,8 @@ from postometro_ros.data.datasets import MeshDataset, collate_samples, denormali
 from postometro_ros.geometry.crop import normalized_to_crop_px
 from postometro_ros.model.checkpoint import load_checkpoint, update_provenance
 from postometro_ros.train.losses import MeshLossConfig, orthographic_projection
-from postometro_ros.train.mesh import J24_TO_J14, MeshModule, _ensure_assets, evaluate_mesh
+from postometro_ros.train.mesh import (
+    FACING_OK_DEG, J24_TO_J14, MeshModule, _ensure_assets, evaluate_mesh)
 from postometro_ros.train.metrics import RunningMean, mpjpe_mm, mpvpe_mm, pa_mpjpe_mm
 from postometro_ros.train.tokenizer import evaluate_classifier
 
@@ -264,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nPA-MPJPE per joint (mm), {Path(r['checkpoint']).stem}")
         print(format_per_joint(r['splits'], splits))
         print('body facing: ' + '; '.join(
-            f"{s}: yaw error {r['splits'][s]['facing_deg']:.0f} deg, hip + shoulder width "
+            f"{s}: yaw error {r['splits'][s]['facing_deg']:.0f} deg (within "
+            f"{FACING_OK_DEG:.0f} deg on {100 * r['splits'][s]['facing_ok_share']:.0f}% of "
+            f"crops, PA-MPJPE {r['splits'][s]['pa_mpjpe_facing_ok']:.1f} mm on those), "
+            f"hip + shoulder width "
             f"{r['splits'][s]['width_ratio']:.2f} x the truth" for s in splits))
         if r['use_pose_tokens']:
             print('pose branch: ' + '; '.join(

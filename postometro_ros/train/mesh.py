@@ -185,12 +185,17 @@ def _edges(faces: np.ndarray) -> np.ndarray:
     return np.unique(np.sort(e, axis=1), axis=0).astype(np.int64)
 
 
+FACING_OK_DEG = 30.0   # facing "right" for pa_mpjpe_facing_ok
+
+
 @torch.no_grad()
 def evaluate_mesh(module: MeshModule, loader: DataLoader, device: torch.device, *,
                   per_joint: bool = False) -> dict[str, Any]:
     """MPVPE / MPJPE / PA-MPJPE (mm) of the mesh-regressed joints, plus token-joint MPJPE, the
-    mean yaw error of the body's facing direction (``facing_deg``) and the predicted / true
-    hip + shoulder width (``width_ratio``).
+    mean yaw error of the body's facing direction (``facing_deg``), the share of crops whose facing
+    is right to within ``FACING_OK_DEG`` (``facing_ok_share``) and their PA-MPJPE
+    (``pa_mpjpe_facing_ok``: the error left when the network knows which way the person faces),
+    and the predicted / true hip + shoulder width (``width_ratio``).
 
     With ``per_joint`` also (14,) tensors ``mpjpe_per_joint`` and ``pa_mpjpe_per_joint``.
     """
@@ -204,9 +209,14 @@ def evaluate_mesh(module: MeshModule, loader: DataLoader, device: torch.device, 
         mj = pred['mesh_joints']
         meter.update('mpvpe', mpvpe_mm(pred['meshes'][2], gt_fine), has_smpl)
         meter.update('mpjpe', mpjpe_mm(mj, gt), has_3d)
-        meter.update('pa_mpjpe', pa_mpjpe_mm(mj, gt), has_3d)
+        pa = pa_mpjpe_mm(mj, gt)
+        meter.update('pa_mpjpe', pa, has_3d)
         meter.update('mpjpe_tokens', mpjpe_mm(pred['out'].joints_3d.float(), gt), has_3d)
-        meter.update('facing_deg', facing_error_deg(mj, gt), has_3d)
+        facing = facing_error_deg(mj, gt)
+        facing_ok = has_3d & (facing < FACING_OK_DEG)
+        meter.update('facing_deg', facing, has_3d)
+        meter.update('facing_ok_share', facing_ok.double(), has_3d)
+        meter.update('pa_mpjpe_facing_ok', pa, facing_ok)
         meter.update('width_ratio', lateral_width_m(mj) / lateral_width_m(gt).clamp_min(1e-6),
                      has_3d)
         if per_joint:

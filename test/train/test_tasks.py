@@ -159,6 +159,9 @@ def test_tokenizer_classifier_mesh_end_to_end(data_root, body_dir, tmp_path):
     clean = result['splits']['test_clean']
     assert clean['pa_mpjpe'] == pytest.approx(metrics['pa_mpjpe'], rel=1e-4)
     assert len(clean['pa_mpjpe_per_joint']) == 14
+    assert 0.0 <= clean['facing_ok_share'] <= 1.0 and 0.0 <= clean['facing_deg'] <= 180.0
+    if clean['facing_ok_share'] > 0:
+        assert clean['pa_mpjpe_facing_ok'] > 0.0
     assert (tmp_path / 'eval' / 'qualitative_test_clean_0.png').exists()
     table = format_table({'mean': result['baseline']['body frame']['splits'],
                           'model': result['splits']}, ('test_clean',))
