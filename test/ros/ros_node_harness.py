@@ -9,13 +9,14 @@ its ``wait_*`` helpers, which poll with a deadline (no sleeps that assume a spee
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 from pathlib import Path
 import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -67,6 +68,15 @@ class NodeProcess:
                 self.proc.wait(timeout)
         self._log.close()
         return self.proc.returncode
+
+
+def textured_frame(width: int, height: int) -> np.ndarray:
+    """A grey ``height x width`` RGB image with a block of random texture at rows 40-220,
+    columns 120-200 (so at least 200 x 220); seed 0, the same image on every call."""
+    rng = np.random.default_rng(0)
+    image = np.full((height, width, 3), 90, np.uint8)
+    image[40:220, 120:200] = rng.integers(0, 256, (180, 80, 3), dtype=np.uint8)
+    return image
 
 
 def rgb8_image(rgb: np.ndarray, header: Header) -> Image:
@@ -255,3 +265,26 @@ class Probe:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
+
+
+@contextlib.contextmanager
+def running_node(ros_args: list[str], log_path: Path,
+                 wait: bool = True) -> Iterator[tuple[Probe, NodeProcess]]:
+    """Start the node with ``ros_args``; yield ``(probe, process)``; stop both afterwards.
+
+    The probe is created before the node starts, so that it sees start-up (latched topics,
+    /rosout, the first diagnostics). With ``wait`` the node is ready (:meth:`Probe.wait_ready`)
+    when this yields; pass ``wait=False`` to wait for something else yourself (e.g. the
+    ``image/compressed`` subscriptions). On exit the node must stop with status 0: anything
+    else fails with the node's log.
+    """
+    probe = Probe()
+    process = NodeProcess(ros_args, log_path)
+    try:
+        if wait:
+            probe.wait_ready(process)
+        yield probe, process
+    finally:
+        probe.close()
+        code = process.stop()
+        assert code == 0, process.log()

@@ -20,7 +20,7 @@ from visualization_msgs.msg import Marker
 from postometro_ros.msg import Human3D
 from postometro_ros.ros.markers import marker_id
 
-from ros_node_harness import NodeProcess, Probe, REPO_ROOT, rgb8_image
+from ros_node_harness import REPO_ROOT, rgb8_image, running_node
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -54,15 +54,12 @@ def run(video, tmp_path_factory, untrained_checkpoint):
     """Feed every frame (waiting for each result, so none is dropped); collect the outputs."""
     info = json.loads((video / 'camera_info.json').read_text())
     checkpoint = CHECKPOINT if CHECKPOINT.is_file() else untrained_checkpoint
-    probe = Probe()
-    process = NodeProcess([
+    results = []
+    with running_node([
         '-p', f'checkpoint:={checkpoint}', '-p', f'detector:={DETECTOR}', '-p', 'device:=cpu',
         '-p', 'diagnostics_period:=0.5',
         '-p', 'detection_threshold:=0.3',   # the demo's threshold
-    ], tmp_path_factory.mktemp('node_log') / 'node_accuracy.log')
-    results = []
-    try:
-        probe.wait_ready(process)
+    ], tmp_path_factory.mktemp('node_log') / 'node_accuracy.log') as (probe, process):
         k = np.asarray(info['K'])
         probe.send_camera_info(info['width'], info['height'], float(k[0, 0]))
         probe.subscribe_heavy(('markers',))
@@ -74,9 +71,6 @@ def run(video, tmp_path_factory, untrained_checkpoint):
             results.append((gt, out))
         probe.spin_until(lambda: False, 1.0)  # the last markers
         markers = list(probe.markers)
-    finally:
-        probe.close()
-        assert process.stop() == 0, process.log()
     return results, markers
 
 

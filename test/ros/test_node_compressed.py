@@ -7,7 +7,7 @@ import pytest
 
 from sensor_msgs.msg import CompressedImage
 
-from ros_node_harness import NodeProcess, Probe
+from ros_node_harness import Probe, running_node
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -16,14 +16,15 @@ W, H = 320, 240
 
 @pytest.fixture(scope='module')
 def node(untrained_checkpoint, tiny_detector, tmp_path_factory):
-    probe = Probe()
-    process = NodeProcess([
+    log_path = tmp_path_factory.mktemp('node_log') / 'node_compressed.log'
+    # wait=False: Probe.wait_ready waits for subscribers on the raw image topic; here the node
+    # subscribes to image/compressed instead.
+    with running_node([
         '-p', f'checkpoint:={untrained_checkpoint}', '-p', f'detector:={tiny_detector}',
         '-p', 'device:=cpu', '-p', 'tracking:=false', '-p', 'detection_threshold:=0.0',
         '-p', 'max_persons:=1', '-p', 'diagnostics_period:=0.2',
         '-p', 'image_transport:=compressed',
-    ], tmp_path_factory.mktemp('node_log') / 'node_compressed.log')
-    try:
+    ], log_path, wait=False) as (probe, process):
         def ready():
             if not process.alive():
                 raise AssertionError(process.log())
@@ -31,9 +32,6 @@ def node(untrained_checkpoint, tiny_detector, tmp_path_factory):
                 p.get_subscription_count() > 0 for p in probe.compressed_pubs.values())
         assert probe.spin_until(ready, 120.0), process.log()
         yield probe, process
-    finally:
-        probe.close()
-        assert process.stop() == 0, process.log()
 
 
 def encoded(probe: Probe, extension: str, image: np.ndarray) -> CompressedImage:

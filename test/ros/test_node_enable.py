@@ -20,7 +20,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from postometro_ros.msg import Human3D, Human3DArray
 from postometro_ros.ros.markers import marker_id, MESH_NAMESPACE, SKELETON_NAMESPACES
 
-from ros_node_harness import NODE, NodeProcess, Probe, rgb8_image
+from ros_node_harness import NODE, Probe, rgb8_image, running_node, textured_frame
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -48,32 +48,22 @@ def confident_detector(tiny_detector, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope='module')
 def frame() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    image = np.full((H, W, 3), 90, np.uint8)
-    image[40:220, 120:200] = rng.integers(0, 256, (180, 80, 3), dtype=np.uint8)
-    return image
+    return textured_frame(W, H)
 
 
 @pytest.fixture(scope='module')
 def node(untrained_checkpoint, confident_detector, tmp_path_factory):
     """Node started disabled + probe listening to humans, markers and mesh markers."""
-    probe = Probe()
-    process = NodeProcess([
+    with running_node([
         '-p', f'checkpoint:={untrained_checkpoint}', '-p', f'detector:={confident_detector}',
         '-p', 'device:=cpu', '-p', 'detection_threshold:=0.0',
         '-p', f'max_persons:={MAX_PERSONS}', '-p', 'diagnostics_period:=0.2',
         '-p', 'mesh_marker_level:=coarse', '-p', 'mesh_marker_max_rate:=100.0',
         '-p', 'enabled:=false',
-    ], tmp_path_factory.mktemp('node_log') / 'node_enable.log')
-    try:
-        probe.wait_ready(process)
+    ], tmp_path_factory.mktemp('node_log') / 'node_enable.log') as (probe, process):
         probe.subscribe_heavy(('markers', 'mesh_markers'))
         probe.spin_until(lambda: False, 1.0)  # let the node see the marker subscribers
         yield probe, process
-    finally:
-        probe.close()
-        code = process.stop()
-        assert code == 0, process.log()
 
 
 def call_enable(probe: Probe, data: bool, timeout: float = 20.0) -> SetBool.Response:

@@ -18,7 +18,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from postometro_ros.msg import HumanMeshArray, MeshTopology
 
-from ros_node_harness import NodeProcess, Probe, rgb8_image
+from ros_node_harness import rgb8_image, running_node
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -28,19 +28,12 @@ LEVEL = 'fine'
 
 @pytest.fixture(scope='module')
 def node(untrained_checkpoint, tiny_detector, tmp_path_factory):
-    probe = Probe()
-    process = NodeProcess([
+    with running_node([
         '-p', f'checkpoint:={untrained_checkpoint}', '-p', f'detector:={tiny_detector}',
         '-p', 'device:=cpu', '-p', 'tracking:=false', '-p', 'detection_threshold:=0.0',
         '-p', 'max_persons:=1', '-p', 'diagnostics_period:=0.2', '-p', f'mesh_level:={LEVEL}',
-    ], tmp_path_factory.mktemp('node_log') / 'node.log')
-    try:
-        probe.wait_ready(process)
+    ], tmp_path_factory.mktemp('node_log') / 'node.log') as (probe, process):
         yield probe, process
-    finally:
-        probe.close()
-        code = process.stop()
-        assert code == 0, process.log()
 
 
 def test_mesh_topology_is_latched_and_fits_the_published_meshes(node):

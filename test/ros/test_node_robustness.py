@@ -15,7 +15,7 @@ from visualization_msgs.msg import Marker
 
 from postometro_ros.msg import Human3D
 
-from ros_node_harness import NodeProcess, Probe, rgb8_image
+from ros_node_harness import Probe, rgb8_image, running_node, textured_frame
 from test_ros_markers import rviz_acceptable
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -26,31 +26,21 @@ MAX_PERSONS = 2
 
 @pytest.fixture(scope='module')
 def frame() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    image = np.full((H, W, 3), 90, np.uint8)
-    image[40:220, 120:200] = rng.integers(0, 256, (180, 80, 3), dtype=np.uint8)
-    return image
+    return textured_frame(W, H)
 
 
 @pytest.fixture(scope='module')
 def node(untrained_checkpoint, tiny_detector, tmp_path_factory):
     """Node process + probe, shared by the module (the probe exists first to see start-up)."""
-    probe = Probe()
-    process = NodeProcess([
+    with running_node([
         '-p', f'checkpoint:={untrained_checkpoint}', '-p', f'detector:={tiny_detector}',
         '-p', 'device:=cpu', '-p', 'tracking:=false', '-p', 'detection_threshold:=0.0',
         '-p', f'max_persons:={MAX_PERSONS}', '-p', 'diagnostics_period:=0.2',
         '-p', 'mesh_marker_level:=fine', '-p', 'mesh_marker_max_rate:=100.0',
         # An absurd start-up value: reported, replaced by the default, node keeps running.
         '-p', 'marker_lifetime:=-3.0',
-    ], tmp_path_factory.mktemp('node_log') / 'node.log')
-    try:
-        probe.wait_ready(process)
+    ], tmp_path_factory.mktemp('node_log') / 'node.log') as (probe, process):
         yield probe, process
-    finally:
-        probe.close()
-        code = process.stop()
-        assert code == 0, process.log()
 
 
 def good(probe: Probe, frame: np.ndarray) -> Image:
