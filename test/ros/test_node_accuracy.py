@@ -43,10 +43,10 @@ def offline_mpjpe_mm(path: Path) -> float:
 def video(tmp_path_factory) -> Path:
     if not DETECTOR.is_file():
         pytest.skip(f'demo detector missing: {DETECTOR}')
-    from postometro_ros.synth.video import make_video
-    out = tmp_path_factory.mktemp('node_video')
-    make_video(out, num_frames=NUM_FRAMES, seed=5, image_size=IMAGE_SIZE, num_people=3)
-    return out
+    from postometro_ros.ros.camera_source import synth_video_dir
+    # Rendered in a child process: an EGL context in this process makes later torch imports crash.
+    return synth_video_dir(NUM_FRAMES, 5, tmp_path_factory.mktemp('node_video'), fps=15.0,
+                           num_people=3)
 
 
 @pytest.fixture(scope='module')
