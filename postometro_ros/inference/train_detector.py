@@ -70,6 +70,7 @@ class ExportConfig:
 
 _VIDEO_SEED_OFFSET = 50_000
 _VIDEO_FPS = (15.0, 10.0, 6.0)
+_VIDEO_FRAME_STEP = 3   # neighbouring frames of a clip are nearly the same image
 
 
 @dataclass
@@ -190,9 +191,8 @@ def _video_clip(assets, cfg: ExportConfig, split: str, clip: int):
     fps = _VIDEO_FPS[clip % len(_VIDEO_FPS)]
     size = cfg.sizes[clip % len(cfg.sizes)]
     num_people = 2 + clip % 4
-    step = 3
-    for f, _, scene in video_scenes(cfg.video_frames * step, seed, assets, tuple(size), fps,
-                                    num_people, frame_step=step):
+    for f, _, scene in video_scenes(cfg.video_frames * _VIDEO_FRAME_STEP, seed, assets,
+                                    tuple(size), fps, num_people, frame_step=_VIDEO_FRAME_STEP):
         yield f, scene
 
 
