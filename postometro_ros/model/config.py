@@ -132,6 +132,8 @@ class PostoMETROConfig:
     dropout: float = 0.1
     # Tiny CNN backbone widths (only used by backbone='tiny_cnn').
     tiny_cnn_widths: tuple[int, ...] = (16, 32, 64, 128)
+    # ResNet backbones: 16 dilates the last stage (4x the image tokens, same weights).
+    backbone_stride: int = 32
     # Pose-token modulator (hard-coded in the official code).
     modulator_hidden_dim: int = 512
     modulator_hidden_inter_dim: int = 512
@@ -148,6 +150,9 @@ class PostoMETROConfig:
         if self.use_pose_tokens:
             assert self.pct.image_size == self.image_size, \
                 f'PCT image_size {self.pct.image_size} != image_size {self.image_size}'
+        assert self.backbone_stride == 32 or (
+            self.backbone_stride == 16 and self.backbone in ('resnet50', 'tiny_cnn')), \
+            f'backbone_stride {self.backbone_stride} needs a ResNet backbone and 16 or 32'
         if self.backbone == 'tiny_cnn':
             assert self.tiny_cnn_widths[-1] == BACKBONE_CHANNELS['tiny_cnn'], \
                 'last tiny_cnn width must be 128'
@@ -158,8 +163,8 @@ class PostoMETROConfig:
 
     @property
     def feature_size(self) -> int:
-        """Side of the stride-32 image feature map (8 at 256 px)."""
-        return self.image_size // 32
+        """Side of the image feature map (8 at 256 px and stride 32)."""
+        return self.image_size // self.backbone_stride
 
     @property
     def num_pose_tokens(self) -> int:

@@ -78,14 +78,15 @@ class PostoMETROOutput:
 
 
 def build_backbone(cfg: PostoMETROConfig) -> nn.Module:
-    """Image backbone named by ``cfg.backbone`` (stride 32, ``cfg.backbone_channels`` out)."""
+    """Image backbone named by ``cfg.backbone`` (``cfg.backbone_stride``,
+    ``cfg.backbone_channels`` out)."""
     if cfg.backbone == 'resnet50':
-        return resnet50()
+        return resnet50(cfg.backbone_stride)
     if cfg.backbone == 'hrnet_w48':
         return PoseHRNet(48)
     if cfg.backbone == 'hrnet_w64':
         return ClsHRNet(64)
-    return tiny_cnn(cfg.tiny_cnn_widths)
+    return tiny_cnn(cfg.tiny_cnn_widths, cfg.backbone_stride)
 
 
 def decoder_attention_mask(adjacency: sp.spmatrix, num_joints: int) -> torch.Tensor:

@@ -52,6 +52,8 @@ class MeshModelConfig:
     backbone_weights: str = ''
     """Pretrained image backbone (stage 0 ``postometro-train backbone``, or torchvision/timm
     weights of the same architecture); empty: random initialisation."""
+    backbone_stride: int = 32
+    """16: dilate the backbone's last stage (a 2x finer token grid; loads stride-32 weights)."""
     pose_tokens_twice: bool = True
     freeze_pose_branch: bool = True
     dropout: float = 0.1
@@ -82,6 +84,7 @@ def build_postometro(cfg: MeshModelConfig, topology: Any) -> PostoMETRO:
     backbone from ``cfg.backbone_weights`` (when set)."""
     if not cfg.use_pose_tokens:
         net_cfg = postometro_config(cfg.name, use_pose_tokens=False, image_size=cfg.image_size,
+                                    backbone_stride=cfg.backbone_stride,
                                     pose_tokens_twice=cfg.pose_tokens_twice, dropout=cfg.dropout)
         model = build_model(replace(net_cfg, name=net_cfg.name + '_nopose'), topology)
     else:
@@ -90,7 +93,8 @@ def build_postometro(cfg: MeshModelConfig, topology: Any) -> PostoMETRO:
             raise ValueError(f'{cfg.pct_weights} is for {pct_cfg.image_size} px crops; set '
                              f'model.image_size={pct_cfg.image_size}')
         net_cfg = postometro_config(cfg.name, use_pose_tokens=True, image_size=cfg.image_size,
-                                    pct=pct_cfg, pose_tokens_twice=cfg.pose_tokens_twice,
+                                    pct=pct_cfg, backbone_stride=cfg.backbone_stride,
+                                    pose_tokens_twice=cfg.pose_tokens_twice,
                                     freeze_pose_branch=cfg.freeze_pose_branch,
                                     dropout=cfg.dropout)
         model = build_model(net_cfg, topology)

@@ -321,6 +321,24 @@ def test_backbone_output_shapes_on_meta():
     for name, (net, channels) in nets.items():
         assert net(x).shape == (1, channels, 8, 8), name
     assert not any(p.requires_grad for p in nets['w48'][0].final_layer.parameters())
+    with torch.device('meta'):
+        assert resnet50(output_stride=16)(x).shape == (1, 2048, 16, 16)
+
+
+def test_stride_16_backbone_takes_stride_32_weights_and_gives_4x_image_tokens(topology):
+    coarse = _tiny(topology).eval()
+    fine = _tiny(topology, seed=1, backbone_stride=16).eval()
+    assert fine.cfg.feature_size == 2 * coarse.cfg.feature_size == SIZE // 16
+    fine.load_state_dict(coarse.state_dict())                 # same keys and shapes
+    x = _images(2)
+    with torch.inference_mode():
+        assert coarse.backbone(x).shape[-2:] == (4, 4)
+        assert fine.backbone(x).shape[-2:] == (8, 8)
+        out_coarse, out_fine = coarse(x), fine(x)
+    assert out_fine.vertices_fine.shape == out_coarse.vertices_fine.shape
+    assert not torch.allclose(out_fine.joints_3d, out_coarse.joints_3d)   # a different grid
+    with pytest.raises(AssertionError, match='backbone_stride'):
+        postometro_config('postometro_tiny', backbone_stride=8)
 
 
 # --- PCT tokenizer --------------------------------------------------------------------------
