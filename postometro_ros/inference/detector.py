@@ -3,8 +3,13 @@
 
 ultralytics looks for the network at import time and when it checks fonts; both are avoided by
 :func:`configure_ultralytics_offline`, which must run before ``ultralytics`` is first imported
-(the detector calls it itself). Tracking uses ultralytics' ByteTrack with ``persist=True`` so
-ids stay stable across consecutive calls.
+(the detector calls it itself). Tracking runs one of ultralytics' trackers (ByteTrack by default)
+that this detector owns, so ids stay stable across consecutive calls.
+
+A tracked person is reported with the box the detector found in this image, not the tracker's
+Kalman-filtered box (which ultralytics' ``track()`` returns): that box lags when a person's shape
+changes quickly, as when walking in from the image border, and was measured to make crops miss
+people (BENCHMARKS.md, "Tracking").
 
 With tracking, ``conf`` is the score a box needs to start a track or to match in ByteTrack's first
 association stage; boxes scoring down to the tracker file's ``track_low_thresh`` (0.1 for
@@ -16,7 +21,6 @@ low score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -141,8 +145,7 @@ class PersonDetector:
 
     def __init__(self, cfg: DetectorConfig | None = None):
         self.cfg = cfg = cfg or DetectorConfig()
-        self._tracker_yaml: dict | None = None
-        self._tracker_path: str | None = None
+        self._tracker = None
         weights = Path(cfg.weights)
         if not weights.is_file():
             raise FileNotFoundError(
@@ -174,37 +177,32 @@ class PersonDetector:
         """
         # ultralytics treats numpy input as BGR.
         bgr = np.ascontiguousarray(image_rgb[..., ::-1])
+        conf = self.cfg.conf
         if self.cfg.tracking:
-            for tracker in self._live_trackers():
-                vars(tracker.args).update(self._tracker_settings())   # conf may have changed
-            res = self._model.track(
-                bgr, persist=True, tracker=self._tracker_file(),
-                **self._kwargs(min(self.cfg.conf, self._tracker_defaults()['track_low_thresh'])))
+            tracker = self._live_tracker()
+            vars(tracker.args).update(self._tracker_settings())   # conf may have changed
+            conf = min(conf, tracker.args.track_low_thresh)
+        found = self._model.predict(bgr, **self._kwargs(conf))[0].boxes.cpu().numpy()
+        xyxy = found.xyxy.astype(np.float32)
+        scores = found.conf.astype(np.float32)
+        if self.cfg.tracking:
+            # (N, 8) rows [x1, y1, x2, y2, id, score, cls, index of the detection]; only tracks
+            # confirmed in this image, so nobody is reported until a track is confirmed. Empty
+            # images go in too: tracks age through them.
+            tracks = self._tracker.update(found, bgr)
+            if len(tracks) == 0:
+                return Detections.empty()
+            matched = tracks[:, -1].astype(np.int64)
+            xyxy, scores = xyxy[matched], scores[matched]
+            ids = tracks[:, 4].astype(np.int64)
         else:
-            res = self._model.predict(bgr, **self._kwargs(self.cfg.conf))
-        boxes = res[0].boxes
-        # With tracking, no ids means no confirmed track (ultralytics then hands back the raw
-        # boxes, down to the low association threshold): nobody to report.
-        if boxes is None or len(boxes) == 0 or (self.cfg.tracking and boxes.id is None):
-            return Detections.empty()
-        xyxy = boxes.xyxy.cpu().numpy().astype(np.float32)
-        scores = boxes.conf.cpu().numpy().astype(np.float32)
-        ids = (boxes.id.cpu().numpy().astype(np.int64) if self.cfg.tracking
-               else np.full(len(xyxy), -1, np.int64))
+            ids = np.full(len(xyxy), -1, np.int64)
         side = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
         keep = side >= self.cfg.min_box_px
         order = np.argsort(-scores[keep], kind='stable')
         return Detections(xyxy[keep][order], scores[keep][order], ids[keep][order])
 
     __call__ = detect
-
-    def _tracker_defaults(self) -> dict:
-        """The tracker config file's settings (cached)."""
-        if self._tracker_yaml is None:
-            import yaml
-            from ultralytics.utils.checks import check_yaml
-            self._tracker_yaml = yaml.safe_load(Path(check_yaml(self.cfg.tracker)).read_text())
-        return self._tracker_yaml
 
     def _tracker_settings(self) -> dict:
         """What this config overrides in the tracker file: the start threshold and fuse_score."""
@@ -214,28 +212,26 @@ class PersonDetector:
             settings['fuse_score'] = bool(self.cfg.fuse_score)
         return settings
 
-    def _tracker_file(self) -> str:
-        """A copy of the tracker config with this detector's settings, written once: ultralytics
-        rebuilds its predictor, and forgets every track, when the file name changes, so later
-        threshold changes go to the live trackers instead."""
-        if self._tracker_path is None:
+    def _live_tracker(self):
+        """The tracker, built on first use from the tracker file plus this config's settings."""
+        if self._tracker is None:
             import yaml
-            text = yaml.safe_dump({**self._tracker_defaults(), **self._tracker_settings()},
-                                  sort_keys=False)
-            out_dir = Path(os.environ.get('YOLO_CONFIG_DIR', '.')) / 'postometro_trackers'
-            out_dir.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-            out = out_dir / f'{Path(self.cfg.tracker).stem}_{digest}.yaml'
-            if not out.is_file():
-                out.write_text(text)
-            self._tracker_path = str(out)
-        return self._tracker_path
-
-    def _live_trackers(self) -> list:
-        predictor = getattr(self._model, 'predictor', None)
-        return list(getattr(predictor, 'trackers', None) or ())
+            from ultralytics.trackers.track import TRACKER_MAP
+            from ultralytics.utils import IterableSimpleNamespace
+            from ultralytics.utils.checks import check_yaml
+            settings = yaml.safe_load(Path(check_yaml(self.cfg.tracker)).read_text())
+            kind = settings.get('tracker_type')
+            if kind not in ('bytetrack', 'botsort'):
+                raise ValueError(f'{self.cfg.tracker}: tracker_type {kind!r} is not supported '
+                                 f'(bytetrack or botsort)')
+            if settings.get('with_reid'):
+                raise ValueError(f'{self.cfg.tracker}: with_reid is not supported (it needs the '
+                                 f'detector features; it was measured to add id switches)')
+            args = IterableSimpleNamespace(**{**settings, **self._tracker_settings()})
+            self._tracker = TRACKER_MAP[kind](args=args)
+        return self._tracker
 
     def reset_tracker(self) -> None:
         """Forget all tracks (e.g. when the input switches to another video)."""
-        for tracker in self._live_trackers():
-            tracker.reset()
+        if self._tracker is not None:
+            self._tracker.reset()

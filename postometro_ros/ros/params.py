@@ -87,7 +87,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('tracking', True,
               'Track people across frames (stable ids). Off: every person gets id "".',
               read_only=True),
-    ParamSpec('tracker', 'bytetrack.yaml', 'Ultralytics tracker configuration.',
+    ParamSpec('tracker', 'bytetrack.yaml',
+              'Ultralytics tracker configuration. It gives the ids; boxes are always the '
+              'detector\'s own in the current image.',
               read_only=True, choices=('bytetrack.yaml', 'botsort.yaml')),
     # Detection (changeable at run time).
     ParamSpec('detection_threshold', 0.5,

@@ -58,3 +58,17 @@ def test_threshold_change_keeps_tracks_and_reaches_the_live_tracker(frames):
     assert sorted(det(frames[18].image).track_ids.tolist()) == ids
     det.reset_tracker()
     assert len(det(frames[19].image)) == 0
+
+
+def test_tracked_people_get_the_detector_boxes_not_the_trackers(frames):
+    # Person 1 walks in from the right border in frames 10-16; its box widens quickly. The
+    # tracker's Kalman box lags behind (about half the width, IoU < 0.5 with the truth in frames
+    # 13-15); the node must crop what the detector found in this very image.
+    det = PersonDetector(DetectorConfig(conf=0.3, tracking=True))
+    plain = PersonDetector(DetectorConfig(conf=0.1, tracking=False))
+    for frame in frames[6:17]:
+        tracked, found = det(frame.image), plain(frame.image)
+        for box in tracked.boxes:
+            assert np.abs(found.boxes - box).max(axis=1).min() < 1e-3, frame.index
+        if frame.index >= 13:
+            assert max(iou(person_box(frame, 1), b) for b in tracked.boxes) > 0.8, frame.index
