@@ -12,8 +12,9 @@ joints visible) by box IoU >= 0.5 (Hungarian). Per clip and tracker:
 * ``ms / frame``: detection plus tracking (after one warm-up frame).
 
 Rows: ultralytics' ByteTrack (the node's default) and BoT-SORT, each as the node runs them
-(``PersonDetector``: the tracker gives the ids, the detector the boxes) and through ultralytics'
-own ``track()`` (which reports the tracker's Kalman-filtered boxes: the node before session 4),
+(``PersonDetector``: the tracker gives the ids, the detector the boxes; IoU gate 0.05), the same
+with ultralytics' IoU gate (``match_thresh`` 0.8, IoU >= 0.2), and through ultralytics' own
+``track()`` (which reports the tracker's Kalman-filtered boxes: the node before session 4),
 plus ``track()`` with BoT-SORT's appearance re-identification from the detector's own features
 (``with_reid: true``, ``model: auto``; no extra weights).
 
@@ -97,6 +98,8 @@ def trackers(weights: str, conf: float, out_dir: Path) -> dict[str, object]:
     for name in ('bytetrack', 'botsort'):
         rows[f'{name}, detection boxes (node)'] = PersonDetector(
             DetectorConfig(weights=weights, conf=conf, tracker=f'{name}.yaml'))
+        rows[f'{name}, detection boxes, match_thresh 0.8'] = PersonDetector(
+            DetectorConfig(weights=weights, conf=conf, tracker=f'{name}.yaml', match_thresh=None))
         rows[f'{name}, Kalman boxes (track())'] = UltralyticsTrack(
             weights, conf, f'{name}.yaml', out_dir)
     rows['botsort + ReID, Kalman boxes (track())'] = UltralyticsTrack(weights, conf, str(reid),

@@ -108,6 +108,7 @@ class DetectorConfig:
     person_class: int = 0
     min_box_px: float = 8.0
     fuse_score: bool | None = False
+    match_thresh: float | None = 0.95
 
 
 @dataclass(frozen=True)
@@ -205,11 +206,14 @@ class PersonDetector:
     __call__ = detect
 
     def _tracker_settings(self) -> dict:
-        """What this config overrides in the tracker file: the start threshold and fuse_score."""
+        """What this config overrides in the tracker file: the start threshold, fuse_score and
+        match_thresh."""
         settings = {'track_high_thresh': float(self.cfg.conf),
                     'new_track_thresh': float(self.cfg.conf)}
         if self.cfg.fuse_score is not None:
             settings['fuse_score'] = bool(self.cfg.fuse_score)
+        if self.cfg.match_thresh is not None:
+            settings['match_thresh'] = float(self.cfg.match_thresh)
         return settings
 
     def _live_tracker(self):
