@@ -9,10 +9,11 @@ the surface it sees, so the refinement compares that with the predicted mesh:
    :func:`torso_vertex_mask` for why vertices and why the torso);
 2. project them with ``K`` at the current placement and read the depth image at those pixels,
    inside the person's detector box; 0, NaN and inf are invalid;
-3. residual per sample = measured depth - predicted vertex depth; a robust centre (median,
-   then median of the samples within ``mad_k * MAD``, clipped to ``[min_gate_m, max_gate_m]``,
-   of it, twice) ignores
-   occluders in front of the person and background seen past the torso edges;
+3. residual per sample = measured depth - depth of the predicted mesh's nearest surface at that
+   pixel (a z-buffer of the camera-facing vertices in cells of 3 cm, so a predicted arm in
+   front of the chest counts as the arm); a robust centre (median, then the median of the
+   samples within ``mad_k * MAD`` of it, the gate clipped to ``[min_gate_m, max_gate_m]``,
+   twice) ignores occluders in front of the person and background seen past the torso edges;
 4. move the root along its viewing ray by that residual (all of the translation is scaled by
    ``(z + delta) / z`` about the root, so the root's pixel stays where it was and every vertex
    moves by ``delta`` in depth); repeat from 2 (the torso projects to a slightly different
@@ -28,8 +29,12 @@ of range or all invalid), when fewer than ``min_inlier_fraction`` of them agree 
 (``inconsistent``: mostly occluded, or the mesh misses the person), or when the measured depth
 moves the person by more than ``max_rel_change`` of the focal depth (``implausible``: more than
 the body-size prior can be wrong). Limits: if an occluder covers more than about half of the
-visible torso it can win the median; a depth image that is not registered to the colour image
-samples the wrong pixels (the node refuses one of another size, not a shifted one).
+visible torso it can win the median (a pillar in front of a person whose focal depth happens
+to match the pillar's is taken for the person); only the depth is corrected, not the network's
+2D root position, so when that is off by a good part of the torso width (people seen from the
+side are narrow) the samples partly miss the torso; a depth image that is not registered to
+the colour image samples the wrong pixels (the node refuses one of another size, not a shifted
+one).
 """
 from __future__ import annotations
 
@@ -67,6 +72,8 @@ class DepthConfig:
             are not on one body surface, however noisy the rest.
         max_rel_change: largest accepted depth change relative to the focal depth.
         max_iterations: resampling rounds (each at the refined placement).
+        cell_m: cell size, metres at the person's depth, of the predicted mesh's z-buffer
+            (nearest predicted surface per cell); 0 compares with each torso vertex itself.
     """
 
     sigma_rel: float = 0.015
@@ -77,6 +84,7 @@ class DepthConfig:
     max_gate_m: float = 0.2
     max_rel_change: float = 0.5
     max_iterations: int = 4
+    cell_m: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -209,9 +217,28 @@ class _OneResult:
     num_inliers: int
 
 
+def _nearest_surface(points: np.ndarray, uv: np.ndarray, mesh_points: np.ndarray,
+                     K: np.ndarray, cell_m: float) -> np.ndarray:
+    """Depth of the mesh's nearest surface at each of ``uv``: the smallest vertex depth in the
+    same image cell, cells of ``cell_m`` at the person's depth (so every cell holds vertices)."""
+    f = 0.5 * (K[0, 0] + K[1, 1])
+    cell_px = max(1.0, f * cell_m / float(np.median(points[:, 2])))
+    mesh_uv = project_points(mesh_points, K)
+    origin = np.minimum(mesh_uv.min(axis=0), uv.min(axis=0))
+    cols = int((max(mesh_uv[:, 0].max(), uv[:, 0].max()) - origin[0]) // cell_px) + 1
+    mesh_ij = ((mesh_uv - origin) // cell_px).astype(np.int64)
+    sample_ij = ((uv - origin) // cell_px).astype(np.int64)
+    mesh_cells = mesh_ij[:, 1] * cols + mesh_ij[:, 0]
+    sample_cells = sample_ij[:, 1] * cols + sample_ij[:, 0]
+    zbuf = np.full(int(max(mesh_cells.max(), sample_cells.max())) + 1, np.inf)
+    np.minimum.at(zbuf, mesh_cells, mesh_points[:, 2])
+    return np.minimum(zbuf[sample_cells], points[:, 2])
+
+
 def refine_one(depth_m: np.ndarray, K: np.ndarray, translation: np.ndarray,
                covariance: np.ndarray, surface_rel: np.ndarray, root_rel: np.ndarray,
-               box_xyxy: np.ndarray, cfg: DepthConfig = DepthConfig()) -> _OneResult:
+               box_xyxy: np.ndarray, cfg: DepthConfig = DepthConfig(),
+               mesh_rel: np.ndarray | None = None) -> _OneResult:
     """Refine one person's translation (see the module docstring).
 
     Args:
@@ -223,6 +250,9 @@ def refine_one(depth_m: np.ndarray, K: np.ndarray, translation: np.ndarray,
         root_rel: (3,) root (mid-hip) in the same root-relative frame.
         box_xyxy: (4,) detector box, image px; only depth inside it is used.
         cfg: settings.
+        mesh_rel: (V, 3) root-relative vertices of the whole mesh (camera-facing ones suffice),
+            or None. With it, a sample is compared with the mesh's nearest surface at its pixel
+            (e.g. a predicted arm in front of the chest), not with its own vertex.
 
     Returns:
         Translation and covariance (unchanged with ``fallback`` set when not refined) and the
@@ -238,11 +268,17 @@ def refine_one(depth_m: np.ndarray, K: np.ndarray, translation: np.ndarray,
     for _ in range(max(cfg.max_iterations, 1)):
         points = surface_rel + t
         ahead = points[:, 2] > 1e-3
-        valid, measured = _sample_depth(depth_m, project_points(points[ahead], K), box_xyxy)
+        uv = project_points(points[ahead], K)
+        valid, measured = _sample_depth(depth_m, uv, box_xyxy)
         n_valid = int(measured.size)
         if n_valid < cfg.min_samples:
             return _OneResult(t0, cov0, 'few_samples', n_valid, 0)
-        residuals = measured - points[ahead][valid, 2]
+        predicted = points[ahead][valid, 2]
+        if mesh_rel is not None and cfg.cell_m > 0:
+            mesh = mesh_rel + t
+            predicted = _nearest_surface(points[ahead][valid], uv[valid],
+                                         mesh[mesh[:, 2] > 1e-3], K, cfg.cell_m)
+        residuals = measured - predicted
         delta, inliers = _robust_centre(residuals, cfg)
         n_inliers = int(inliers.sum())
         if n_inliers < max(cfg.min_samples, cfg.min_inlier_fraction * n_valid):
@@ -306,7 +342,7 @@ def refine_with_depth(depth_m: np.ndarray, K: np.ndarray, translation: np.ndarra
         facing = np.einsum('ij,ij->i', normals, verts + out_t[k]) < 0.0
         surface = verts[torso_vertex_mask(verts, joints) & facing]
         result = refine_one(depth_m, K, out_t[k], out_cov[k], surface, root_rel,
-                            boxes_xyxy[k], cfg)
+                            boxes_xyxy[k], cfg, mesh_rel=verts[facing])
         out_t[k], out_cov[k] = result.translation, result.covariance
         samples[k], inliers[k] = result.num_samples, result.num_inliers
         fallbacks.append(result.fallback)
