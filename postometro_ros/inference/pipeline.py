@@ -17,7 +17,8 @@ Confidences. PostoMETRO has no per-joint confidence head, so the values are deri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import collections
+from dataclasses import dataclass, field, replace
 import hashlib
 import logging
 import os
@@ -29,6 +30,7 @@ import numpy as np
 
 from postometro_ros.inference.detector import (
     DEFAULT_DETECTOR_WEIGHTS, DetectorConfig, Detections, PersonDetector)
+from postometro_ros.inference.depth import DepthConfig, refine_with_depth
 from postometro_ros.inference.placement import place, TranslationSource
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class PipelineConfig:
         tracker: ultralytics tracker config.
         detector_imgsz: detector input size.
         rel_depth_sigma: relative depth standard deviation of the focal-length placement.
+        depth_sigma_rel: relative depth standard deviation of a depth-refined placement.
         dtype: network autocast precision (None = float32).
     """
 
@@ -69,6 +72,7 @@ class PipelineConfig:
     tracker: str = 'bytetrack.yaml'
     detector_imgsz: int = 224
     rel_depth_sigma: float = 0.1
+    depth_sigma_rel: float = 0.015
     dtype: str | None = None
 
 
@@ -86,7 +90,7 @@ class PersonResult:
         joint_confidence: (14,) float32 in [0, 1] (derived, see module docstring).
         pose_token_confidence: (T,) float32 in [0, 1]; empty without pose tokens.
         confidence: aggregate confidence in [0, 1].
-        translation_source: ``TranslationSource`` value (0 NONE, 1 FOCAL).
+        translation_source: ``TranslationSource`` value (0 NONE, 1 FOCAL, 2 DEPTH).
         root_position: (3,) mid-hip point in the camera frame; zeros for NONE.
         root_covariance: (3, 3) m^2; zeros for NONE.
         vertices: (fine (V0, 3), intermediate (V1, 3), coarse (V2, 3)) float32.
@@ -118,8 +122,13 @@ class FrameResult:
         people: one entry per person, in descending detection score.
         timings: stage durations in milliseconds: ``detect``, ``crop_hmr`` (crop + batched
             network), ``place``, ``total``.
-        translation_source: placement used for every person of the frame.
+        translation_source: base placement of the frame (NONE without intrinsics, else
+            FOCAL); each person's own source (DEPTH where a depth image refined it) is in
+            ``PersonResult.translation_source``.
         image_size: (W, H) of the input.
+        depth_used: a depth image came with the frame (and intrinsics to use it).
+        depth_fallbacks: people of this frame who kept FOCAL although a depth image came,
+            by reason (``inference.depth.DEPTH_FALLBACK_REASONS``).
     """
 
     stamp: float
@@ -128,6 +137,8 @@ class FrameResult:
     translation_source: int
     image_size: tuple[int, int]
     detections: Detections = field(default_factory=Detections.empty, repr=False)
+    depth_used: bool = False
+    depth_fallbacks: dict[str, int] = field(default_factory=dict)
 
 
 def _file_digest(path: Path, length: int = 8) -> str:
@@ -154,13 +165,19 @@ class HumanPipeline:
             person stays reported at a lower score, see ``inference.detector``).
         max_persons: most people per frame.
         rel_depth_sigma: relative depth sigma of the focal-length placement.
+        depth_sigma_rel: relative depth sigma of a depth-refined placement.
         pelvis_pair: joint indices whose midpoint is the root (LSP hips).
+
+    Attributes:
+        depth_counts: totals since construction: ``refined`` people and, per fallback
+            reason, people who kept FOCAL although a depth image came with the frame.
     """
 
     def __init__(self, detector: Any, predictor: Any, *, faces: tuple[np.ndarray, ...],
                  model_name: str, topology_name: str = '', topology_fingerprint: str = '',
                  detection_threshold: float = 0.4, max_persons: int = 10,
-                 rel_depth_sigma: float = 0.1, pelvis_pair: tuple[int, int] = (2, 3)):
+                 rel_depth_sigma: float = 0.1, depth_sigma_rel: float = 0.015,
+                 pelvis_pair: tuple[int, int] = (2, 3)):
         self.detector = detector
         self.predictor = predictor
         self.faces = tuple(np.asarray(f, dtype=np.int64) for f in faces)
@@ -171,6 +188,8 @@ class HumanPipeline:
         self.max_persons = int(max_persons)
         self.rel_depth_sigma = float(rel_depth_sigma)
         self.pelvis_pair = pelvis_pair
+        self.depth_config = DepthConfig(sigma_rel=float(depth_sigma_rel))
+        self.depth_counts: collections.Counter[str] = collections.Counter()
         cfg = getattr(predictor, 'cfg', None)
         self.num_pose_tokens = int(getattr(cfg, 'num_pose_tokens', 0) or 0)
         self.num_vertices = tuple(int(np.max(f)) + 1 for f in self.faces)
@@ -179,6 +198,15 @@ class HumanPipeline:
     @property
     def device(self) -> str:
         return str(self.predictor.device)
+
+    @property
+    def depth_sigma_rel(self) -> float:
+        """Relative depth standard deviation of depth-refined placements."""
+        return self.depth_config.sigma_rel
+
+    @depth_sigma_rel.setter
+    def depth_sigma_rel(self, value: float) -> None:
+        self.depth_config = replace(self.depth_config, sigma_rel=float(value))
 
     # --- construction ---------------------------------------------------------------------
 
@@ -215,7 +243,7 @@ class HumanPipeline:
         return cls(detector, predictor, faces=topology.faces, model_name=name,
                    topology_name=topology.name, topology_fingerprint=meta.topology_fingerprint,
                    detection_threshold=cfg.detection_threshold, max_persons=cfg.max_persons,
-                   rel_depth_sigma=cfg.rel_depth_sigma)
+                   rel_depth_sigma=cfg.rel_depth_sigma, depth_sigma_rel=cfg.depth_sigma_rel)
 
     @classmethod
     def from_files(cls, checkpoint: str | os.PathLike, detector: str | os.PathLike, *,
@@ -237,19 +265,29 @@ class HumanPipeline:
         return Detections(dets.boxes[keep], dets.scores[keep], dets.track_ids[keep])
 
     def process(self, image_rgb: np.ndarray, camera_K: np.ndarray | None = None,
-                stamp: float = 0.0) -> FrameResult:
+                stamp: float = 0.0, depth: np.ndarray | None = None) -> FrameResult:
         """Run the full path on one frame.
 
         Args:
             image_rgb: (H, W, 3) uint8 RGB.
             camera_K: (3, 3) intrinsics of this image, or None (root-relative output).
             stamp: passed through to the result (seconds).
+            depth: (H, W) float depth image in metres registered to ``image_rgb`` (same size,
+                same ``camera_K``; 0, NaN and inf = no measurement), or None. With it, each
+                person's focal-length placement is refined (``inference.depth``); a person it
+                cannot refine keeps FOCAL and is counted by reason.
 
         Returns:
             The :class:`FrameResult`.
+
+        Raises:
+            ValueError: ``depth`` is not (H, W) of the image.
         """
         t0 = time.perf_counter()
         h, w = image_rgb.shape[:2]
+        if depth is not None and np.shape(depth) != (h, w):
+            raise ValueError(f'depth image of shape {np.shape(depth)} is not registered to the '
+                             f'{w}x{h} colour image (needs shape ({h}, {w}))')
         self.detector.cfg.conf = self.detection_threshold   # it may change at run time
         dets = self._select(self.detector.detect(image_rgb))
         t1 = time.perf_counter()
@@ -257,20 +295,39 @@ class HumanPipeline:
         t2 = time.perf_counter()
         placement = place(batch.cam, batch.crop_boxes_xyxy, camera_K,
                           rel_depth_sigma=self.rel_depth_sigma)
-        people = self._people(dets, batch, placement, (w, h))
+        translation, covariance = placement.translation, placement.covariance
+        sources = np.full(len(dets), int(placement.source), dtype=np.int64)
+        fallbacks: collections.Counter[str] = collections.Counter()
+        if depth is not None and len(dets):
+            if placement.source == TranslationSource.NONE:
+                fallbacks['no_camera_info'] += len(dets)
+            else:
+                refined = refine_with_depth(
+                    depth, camera_K, translation, covariance, batch.vertices_fine,
+                    batch.joints_3d, self.faces[0], dets.boxes, root_pair=self.pelvis_pair,
+                    cfg=self.depth_config)
+                translation, covariance, sources = (
+                    refined.translation, refined.covariance, refined.sources)
+                fallbacks.update(reason for reason in refined.fallbacks if reason)
+                self.depth_counts['refined'] += int(
+                    np.sum(sources == int(TranslationSource.DEPTH)))
+        self.depth_counts.update(fallbacks)
+        people = self._people(dets, batch, translation, covariance, sources, (w, h))
         t3 = time.perf_counter()
         timings = {'detect': (t1 - t0) * 1e3, 'crop_hmr': (t2 - t1) * 1e3,
                    'place': (t3 - t2) * 1e3, 'total': (t3 - t0) * 1e3}
         return FrameResult(stamp=stamp, people=people, timings=timings,
                            translation_source=int(placement.source), image_size=(w, h),
-                           detections=dets)
+                           detections=dets, depth_used=depth is not None and camera_K is not None,
+                           depth_fallbacks=dict(fallbacks))
 
-    def _people(self, dets: Detections, batch: Any, placement: Any,
+    def _people(self, dets: Detections, batch: Any, translation: np.ndarray,
+                covariance: np.ndarray, sources: np.ndarray,
                 image_wh: tuple[int, int]) -> list[PersonResult]:
         n = len(dets)
         if n == 0:
             return []
-        t = placement.translation.astype(np.float32)[:, None, :]             # (N, 1, 3)
+        t = translation.astype(np.float32)[:, None, :]                       # (N, 1, 3)
         joints = batch.joints_3d + t
         levels = (batch.vertices_fine + t, batch.vertices_intermediate + t,
                   batch.vertices_coarse + t)
@@ -283,9 +340,10 @@ class HumanPipeline:
             conf = dets.scores.astype(np.float32)
         joint_conf = self._joint_confidence(batch.joints_2d_img, dets.boxes, conf, image_wh)
         i, j = self.pelvis_pair
-        root = 0.5 * (joints[:, i] + joints[:, j])
-        if placement.source == TranslationSource.NONE:
-            root = np.zeros_like(root)
+        # In float64 from the translation: float32 joints would cost ~0.5 mm at 10 m.
+        root = translation + 0.5 * (batch.joints_3d[:, i].astype(np.float64)
+                                    + batch.joints_3d[:, j].astype(np.float64))
+        root[sources == int(TranslationSource.NONE)] = 0.0
         return [PersonResult(
             track_id=int(dets.track_ids[k]), score=float(dets.scores[k]),
             box_xyxy=dets.boxes[k].astype(np.float32),
@@ -293,8 +351,8 @@ class HumanPipeline:
             cam_crop=batch.cam[k].astype(np.float32),
             joints_3d_cam=joints[k].astype(np.float32), joint_confidence=joint_conf[k],
             pose_token_confidence=tok[k], confidence=float(conf[k]),
-            translation_source=int(placement.source), root_position=root[k].astype(np.float64),
-            root_covariance=placement.covariance[k],
+            translation_source=int(sources[k]), root_position=root[k],
+            root_covariance=covariance[k],
             vertices=tuple(lv[k].astype(np.float32) for lv in levels),
             joints_2d_img=batch.joints_2d_img[k].astype(np.float32)) for k in range(n)]
 

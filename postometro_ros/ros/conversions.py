@@ -27,7 +27,8 @@ from std_msgs.msg import Header
 from postometro_ros.msg import Human3D, HumanMesh, HumanMeshArray, MeshTopology
 
 __all__ = [
-    'ImageDecodeError', 'SUPPORTED_ENCODINGS', 'image_to_rgb', 'compressed_to_rgb',
+    'ImageDecodeError', 'SUPPORTED_ENCODINGS', 'DEPTH_ENCODINGS', 'image_to_rgb',
+    'compressed_to_rgb', 'check_depth_image', 'depth_image_to_metres',
     'rgb_to_image_msg', 'camera_info_to_k', 'stamp_to_seconds', 'track_id_string',
     'float32_array', 'person_to_human3d', 'mesh_array', 'mesh_topology', 'TrackBook',
 ]
@@ -128,6 +129,66 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     if layout.to_rgb is None:
         return np.ascontiguousarray(pixels)
     return cv2.cvtColor(np.ascontiguousarray(pixels), layout.to_rgb)
+
+
+# Depth encodings (REP 118): numpy base type and the factor to metres. 16UC1 is millimetres
+# with 0 = no measurement; 32FC1 is metres with NaN/inf (or 0) = no measurement.
+_DEPTH_LAYOUTS: dict[str, tuple[str, float]] = {'16UC1': ('u2', 1e-3), '32FC1': ('f4', 1.0)}
+DEPTH_ENCODINGS: tuple[str, ...] = tuple(_DEPTH_LAYOUTS)
+
+
+def check_depth_image(msg: Image) -> None:
+    """Check a depth image without converting it (cheap enough for a subscription callback).
+
+    Args:
+        msg: ``sensor_msgs/Image`` with encoding 16UC1 (millimetres) or 32FC1 (metres).
+
+    Raises:
+        ImageDecodeError: ``encoding``, ``size``, ``step`` or ``data`` (see the class).
+    """
+    layout = _DEPTH_LAYOUTS.get(msg.encoding)
+    if layout is None:
+        raise ImageDecodeError(
+            'encoding', f'unsupported depth encoding {msg.encoding!r}; supported: '
+            + ', '.join(DEPTH_ENCODINGS) + ' (millimetres / metres, detected from the encoding)')
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError('size', f'empty depth image ({width}x{height})')
+    itemsize = np.dtype(layout[0]).itemsize
+    if step < width * itemsize or step % itemsize:
+        raise ImageDecodeError(
+            'step', f'step {step} does not fit width {width} of {msg.encoding} '
+            f'(needs >= {width * itemsize} and a multiple of {itemsize})')
+    if len(msg.data) < height * step:
+        raise ImageDecodeError(
+            'data', f'depth data has {len(msg.data)} bytes, height x step needs {height * step}')
+
+
+def depth_image_to_metres(msg: Image) -> np.ndarray:
+    """Decode a depth image into metres; the unit comes from the encoding.
+
+    Args:
+        msg: ``sensor_msgs/Image`` 16UC1 (mm) or 32FC1 (m); padded rows and big-endian data
+            are handled.
+
+    Returns:
+        (H, W) float32 metres; invalid pixels are NaN (16UC1 zeros) or whatever the 32FC1
+        image holds there (NaN, inf, 0), all of which the placement treats as invalid.
+
+    Raises:
+        ImageDecodeError: as :func:`check_depth_image`.
+    """
+    check_depth_image(msg)
+    base, to_metres = _DEPTH_LAYOUTS[msg.encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    dtype = np.dtype(base).newbyteorder('>' if msg.is_bigendian else '<')
+    flat = np.frombuffer(msg.data, dtype=dtype, count=height * step // dtype.itemsize)
+    rows = flat.reshape(height, step // dtype.itemsize)[:, :width]
+    depth = rows.astype(np.float32)
+    if base == 'u2':
+        depth[rows == 0] = np.nan
+        depth *= np.float32(to_metres)
+    return depth
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:

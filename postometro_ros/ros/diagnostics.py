@@ -17,12 +17,18 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
-__all__ = ['DROP_CAUSES', 'DiagnosticsThresholds', 'NodeStats', 'diagnostics_message']
+from postometro_ros.inference.depth import DEPTH_FALLBACK_REASONS
+
+__all__ = ['DROP_CAUSES', 'DEPTH_DROP_CAUSES', 'DiagnosticsThresholds', 'NodeStats',
+           'diagnostics_message']
 
 # Why a frame was not processed. 'busy': a newer frame replaced it while the worker was busy;
 # 'pipeline': the model pipeline raised; the others are ImageDecodeError causes.
 DROP_CAUSES: tuple[str, ...] = (
     'busy', 'encoding', 'size', 'step', 'data', 'compressed', 'pipeline')
+# Why a depth image was not used: ImageDecodeError causes, and 'resolution' (not the size of
+# the colour image it was paired with, so not registered to it).
+DEPTH_DROP_CAUSES: tuple[str, ...] = ('encoding', 'size', 'step', 'data', 'resolution')
 
 _WINDOW_S = 5.0        # sliding window for rates
 _LATENCY_SAMPLES = 50  # frames kept for latency means
@@ -42,9 +48,14 @@ class DiagnosticsThresholds:
 
 
 class NodeStats:
-    """Thread-safe counters, rates and latencies of the node."""
+    """Thread-safe counters, rates and latencies of the node.
 
-    def __init__(self, start_time_s: float) -> None:
+    Args:
+        start_time_s: monotonic start time.
+        use_depth: also report the depth counters.
+    """
+
+    def __init__(self, start_time_s: float, use_depth: bool = False) -> None:
         self._lock = threading.Lock()
         self._start = start_time_s
         self._inputs: collections.deque[float] = collections.deque()
@@ -60,6 +71,13 @@ class NodeStats:
         self.last_output_age_ms = float('nan')
         self.last_people = 0
         self.last_error = ''
+        self.use_depth = use_depth
+        self.depth_received = 0
+        self.depth_drops = dict.fromkeys(DEPTH_DROP_CAUSES, 0)
+        self.frames_with_depth = 0
+        self.frames_without_depth = 0
+        self.people_depth_placed = 0
+        self.depth_fallbacks = dict.fromkeys(DEPTH_FALLBACK_REASONS, 0)
 
     @staticmethod
     def _trim(times: collections.deque[float], now_s: float) -> None:
@@ -85,6 +103,36 @@ class NodeStats:
             self.drops[cause] += 1
             if error:
                 self.last_error = error
+
+    def on_depth_input(self) -> None:
+        """A depth image arrived."""
+        with self._lock:
+            self.depth_received += 1
+
+    def on_depth_drop(self, cause: str, error: str = '') -> None:
+        """A depth image was not used for ``cause`` (one of :data:`DEPTH_DROP_CAUSES`)."""
+        with self._lock:
+            self.depth_drops[cause] += 1
+            if error:
+                self.last_error = error
+
+    def on_depth_frame(self, paired: bool, placed: int = 0,
+                       fallbacks: dict[str, int] | None = None) -> None:
+        """A colour frame was processed with (``paired``) or without a depth image.
+
+        Args:
+            paired: a depth image within ``depth_slop`` was used.
+            placed: people placed from depth (TRANSLATION_DEPTH).
+            fallbacks: people who kept the focal placement, by reason.
+        """
+        with self._lock:
+            if paired:
+                self.frames_with_depth += 1
+            else:
+                self.frames_without_depth += 1
+            self.people_depth_placed += placed
+            for reason, count in (fallbacks or {}).items():
+                self.depth_fallbacks[reason] = self.depth_fallbacks.get(reason, 0) + count
 
     def on_rejected_parameter(self, error: str) -> None:
         """A parameter value (start-up override or runtime set) was refused."""
@@ -135,6 +183,14 @@ class NodeStats:
             values.update({f'dropped_{cause}': n for cause, n in self.drops.items()})
             values['frames_without_camera_info'] = self.frames_without_camera_info
             values['rejected_parameters'] = self.rejected_parameters
+            if self.use_depth:
+                values['depth_received'] = self.depth_received
+                values.update({f'depth_dropped_{c}': n for c, n in self.depth_drops.items()})
+                values['frames_with_depth'] = self.frames_with_depth
+                values['frames_without_depth'] = self.frames_without_depth
+                values['people_depth_placed'] = self.people_depth_placed
+                values.update({f'depth_fallback_{reason}': n
+                               for reason, n in self.depth_fallbacks.items()})
             for stage, samples in sorted(self._latency.items()):
                 values[f'latency_{stage}_ms'] = round(float(np.mean(samples)), 3)
             values['output_age_ms'] = round(self.last_output_age_ms, 3)

@@ -8,11 +8,15 @@ A frame that is replaced while waiting is dropped and counted (``dropped_busy``)
 reported (warning, diagnostics counter) and skipped; it never stops the node. The ``~/enable``
 service (``std_srvs/SetBool``) and the ``enabled`` parameter are one on/off switch: while off,
 frames are counted and skipped before any model work, and nothing is published for them.
+With ``use_depth``, depth images (``depth/image``, registered to the colour image) are kept in a
+small buffer; each colour frame is paired with the one closest in time within ``depth_slop`` and
+the pipeline refines each person's placement with it (``TRANSLATION_DEPTH``).
 
 Run: ``python -m postometro_ros.ros.node --ros-args --params-file config/postometro_node.yaml``.
 """
 from __future__ import annotations
 
+import collections
 import logging
 from pathlib import Path
 import sys
@@ -40,7 +44,8 @@ from std_srvs.srv import SetBool
 from visualization_msgs.msg import MarkerArray
 
 from postometro_ros.body.joints import J14_NAMES, J14_PARENTS
-from postometro_ros.msg import Human3DArray, HumanMeshArray, MeshTopology, SkeletonInfo
+from postometro_ros.msg import (
+    Human3D, Human3DArray, HumanMeshArray, MeshTopology, SkeletonInfo)
 from postometro_ros.ros import conversions
 from postometro_ros.ros.diagnostics import DiagnosticsThresholds, diagnostics_message, NodeStats
 from postometro_ros.ros.markers import (
@@ -51,8 +56,12 @@ from postometro_ros.ros.params import declare_parameters, MESH_LEVELS
 __all__ = ['PostometroNode', 'main']
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+TRANSLATION_DEPTH = Human3D.TRANSLATION_DEPTH
 SKELETON = 'j14'
 _WARN_INTERVAL_S = 5.0  # per-cause warning throttle
+# Depth images kept for pairing: a 30 Hz depth stream covers 0.25 s, more than the colour
+# frame's processing delay in the worker usually is.
+_DEPTH_BUFFER = 8
 
 _RELIABILITY = {
     'best_effort': ReliabilityPolicy.BEST_EFFORT,
@@ -108,6 +117,7 @@ class PostometroNode(Node):
         self._pipeline = None
         self.params = declare_parameters(self, self._on_parameter_change,
                                          self._on_parameter_rejected)
+        self._stats.use_depth = self.params.use_depth
         self._pipeline = self._load_pipeline()
         self._faces = tuple(np.asarray(f) for f in self._pipeline.faces)
         self._num_vertices = tuple(int(n) for n in self._pipeline.num_vertices)
@@ -123,6 +133,12 @@ class PostometroNode(Node):
         self._camera: tuple[np.ndarray, tuple[int, int]] | None = None
         self._warned_no_camera_info = False
         self._warned_camera_size = False
+        # (stamp seconds, message) of the newest depth images: appended by the executor
+        # thread, searched by the worker.
+        self._depth_lock = threading.Lock()
+        self._depth_buffer: collections.deque[tuple[float, Image]] = collections.deque(
+            maxlen=_DEPTH_BUFFER)
+        self._warned_depth_size = False
 
         # Newest-frame slot and "end every track" request, shared with the worker thread.
         self._cond = threading.Condition()
@@ -144,7 +160,8 @@ class PostometroNode(Node):
         self.get_logger().info(
             f'ready: model {self._pipeline.model_name} on {self._pipeline.device}; input '
             f'{self._image_topic} ({qos.reliability.name.lower()}, depth {qos.depth}); '
-            f'outputs under {self.get_fully_qualified_name()}/'
+            + (f'depth images {self._depth_sub.topic_name}; ' if self._depth_sub else '')
+            + f'outputs under {self.get_fully_qualified_name()}/'
             + ('' if self.params.enabled else '; disabled until ~/enable is called with true'))
 
     # ----------------------------------------------------------------------------- set-up
@@ -158,7 +175,7 @@ class PostometroNode(Node):
             checkpoint=str(resolve_path(p.checkpoint)), detector=str(resolve_path(p.detector)),
             body_assets=body_assets, device=resolve_device(p.device),
             detection_threshold=p.detection_threshold, max_persons=p.max_persons,
-            tracking=p.tracking, tracker=p.tracker)
+            tracking=p.tracking, tracker=p.tracker, depth_sigma_rel=p.depth_sigma_rel)
         return HumanPipeline.from_config(config)
 
     def _create_publishers(self) -> None:
@@ -200,6 +217,13 @@ class PostometroNode(Node):
         self._info_sub = self.create_subscription(
             CameraInfo, 'camera_info', self.camera_info_callback, info_qos,
             qos_overriding_options=overrides)
+        self._depth_sub = None
+        if p.use_depth:
+            # Sensor-data QoS like the colour image; the pairing buffer is ours, not the
+            # subscription's history.
+            self._depth_sub = self.create_subscription(
+                Image, 'depth/image', self.depth_callback, image_qos,
+                qos_overriding_options=overrides)
 
     def _publish_skeleton_info(self) -> None:
         info = SkeletonInfo(
@@ -223,7 +247,7 @@ class PostometroNode(Node):
     def _on_parameter_change(self, name: str, value: Any) -> None:
         if self._pipeline is None:
             return
-        if name in ('detection_threshold', 'max_persons'):
+        if name in ('detection_threshold', 'max_persons', 'depth_sigma_rel'):
             setattr(self._pipeline, name, value)
         elif name == 'mesh_marker_shading':
             self._mesh_encoders.clear()
@@ -277,6 +301,18 @@ class PostometroNode(Node):
             return
         self._camera = (k, (int(msg.width), int(msg.height)))
 
+    def depth_callback(self, msg: Image) -> None:
+        """Check a depth image (cheap, no conversion) and keep it for pairing."""
+        self._stats.on_depth_input()
+        try:
+            conversions.check_depth_image(msg)
+        except conversions.ImageDecodeError as exc:
+            self._stats.on_depth_drop(exc.cause, str(exc))
+            self._warn(f'depth_{exc.cause}', f'dropped depth image: {exc}')
+            return
+        with self._depth_lock:
+            self._depth_buffer.append((conversions.stamp_to_seconds(msg.header.stamp), msg))
+
     def _offer(self, msg: Any, compressed: bool) -> None:
         self._stats.on_input(time.monotonic())
         with self._cond:
@@ -323,7 +359,13 @@ class PostometroNode(Node):
             return
         decoded = time.perf_counter()
         k = self._intrinsics_for(rgb.shape[1], rgb.shape[0])
-        result = self._pipeline.process(rgb, k, conversions.stamp_to_seconds(header.stamp))
+        stamp = conversions.stamp_to_seconds(header.stamp)
+        depth = self._depth_for(stamp, rgb.shape[1], rgb.shape[0]) if self.params.use_depth \
+            else None
+        result = self._pipeline.process(rgb, k, stamp, depth=depth)
+        if self.params.use_depth:
+            placed = sum(p.translation_source == TRANSLATION_DEPTH for p in result.people)
+            self._stats.on_depth_frame(depth is not None, placed, result.depth_fallbacks)
         piped = time.perf_counter()
         self._publish(result, header, rgb)
         end = time.perf_counter()
@@ -337,6 +379,40 @@ class PostometroNode(Node):
                   ).nanoseconds * 1e-6
         self._stats.on_processed(time.monotonic(), timings, len(result.people), age_ms,
                                  k is not None)
+
+    def _depth_for(self, stamp: float, width: int, height: int) -> np.ndarray | None:
+        """The buffered depth image closest in time to ``stamp`` within ``depth_slop``, in
+        metres, or None (none near enough, or it cannot be used: counted and warned)."""
+        slop = self.params.depth_slop
+        with self._depth_lock:
+            near = [(abs(s - stamp), -i, s, m) for i, (s, m) in enumerate(self._depth_buffer)
+                    if abs(s - stamp) <= slop]
+            if not near:
+                return None
+            # Closest in time; on a tie the newer one.
+            _, _, _, msg = min(near, key=lambda entry: entry[:2])
+            if (int(msg.width), int(msg.height)) != (width, height):
+                # Counted once per depth image: it cannot become usable.
+                self._depth_buffer = collections.deque(
+                    (e for e in self._depth_buffer if e[1] is not msg), maxlen=_DEPTH_BUFFER)
+                msg_size = (int(msg.width), int(msg.height))
+            else:
+                msg_size = None
+        if msg_size is not None:
+            detail = (f'depth image is {msg_size[0]}x{msg_size[1]} but the colour image is '
+                      f'{width}x{height}: depth must be registered to the colour image')
+            self._stats.on_depth_drop('resolution', detail)
+            if not self._warned_depth_size:
+                self._warned_depth_size = True
+                self.get_logger().warning(f'{detail}; ignoring it (people keep '
+                                          'TRANSLATION_FOCAL)')
+            return None
+        try:
+            return conversions.depth_image_to_metres(msg)
+        except conversions.ImageDecodeError as exc:  # checked on arrival; kept for safety
+            self._stats.on_depth_drop(exc.cause, str(exc))
+            self._warn(f'depth_{exc.cause}', f'dropped depth image: {exc}')
+            return None
 
     def _intrinsics_for(self, width: int, height: int) -> np.ndarray | None:
         camera = self._camera
@@ -444,6 +520,8 @@ class PostometroNode(Node):
         values = self._stats.snapshot(time.monotonic())
         extra = {'model': str(self._pipeline.model_name), 'device': str(self._pipeline.device),
                  'input_topic': self._image_topic, 'input_reliability': p.image_reliability}
+        if self._depth_sub is not None:
+            extra['depth_topic'] = self._depth_sub.topic_name
         self._diagnostics_pub.publish(diagnostics_message(
             values, name=f'{self.get_name()}: pipeline', hardware_id=str(self._pipeline.device),
             extra=extra, thresholds=DiagnosticsThresholds(p.latency_warn_ms, p.input_timeout),

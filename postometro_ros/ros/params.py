@@ -108,6 +108,18 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('image_qos_depth', 1,
               'History depth of the image subscription; 1 keeps only the newest frame.',
               read_only=True, low=1, high=100),
+    # Depth (use_depth read-only: it defines a subscription).
+    ParamSpec('use_depth', False,
+              'Subscribe to "depth/image" (sensor_msgs/Image 16UC1 millimetres or 32FC1 metres, '
+              'registered to the colour image: same size and intrinsics) and refine each '
+              'person\'s placement with it (translation_source = TRANSLATION_DEPTH).',
+              read_only=True),
+    ParamSpec('depth_slop', 0.1,
+              'Largest stamp difference in seconds between a colour image and the depth image '
+              'paired with it (the closest one is used).', low=0.0, high=10.0),
+    ParamSpec('depth_sigma_rel', 0.015,
+              'Relative depth standard deviation of a depth-refined placement (fraction of the '
+              'distance), written into root_position_covariance.', low=0.001, high=1.0),
     # Outputs (changeable at run time).
     ParamSpec('mesh_level', 'fine', 'Mesh level published on ~/meshes.',
               choices=MESH_LEVELS),
@@ -155,6 +167,9 @@ class NodeParams:
     image_transport: str
     image_reliability: str
     image_qos_depth: int
+    use_depth: bool
+    depth_slop: float
+    depth_sigma_rel: float
     mesh_level: str
     publish_markers: bool
     marker_lifetime: float

@@ -8,8 +8,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from postometro_ros.ros.conversions import (
-    camera_info_to_k, compressed_to_rgb, image_to_rgb, ImageDecodeError, rgb_to_image_msg,
-    SUPPORTED_ENCODINGS)
+    camera_info_to_k, check_depth_image, compressed_to_rgb, depth_image_to_metres,
+    image_to_rgb, ImageDecodeError, rgb_to_image_msg, SUPPORTED_ENCODINGS)
 
 H, W = 6, 8
 
@@ -176,3 +176,49 @@ def test_camera_info_to_k():
                                   np.array(info.k).reshape(3, 3))
     info.k[0] = float('nan')
     assert camera_info_to_k(info) is None
+
+
+# --- depth images (16UC1 millimetres, 32FC1 metres) ------------------------------------------
+
+@pytest.mark.parametrize('pad', [0, 6])
+@pytest.mark.parametrize('big_endian', [False, True])
+def test_depth_16uc1_is_millimetres_with_zero_invalid(pad, big_endian):
+    mm = np.arange(H * W, dtype=np.uint16).reshape(H, W) * 100 + 500
+    mm[2, 3] = 0
+    out = depth_image_to_metres(make_msg(mm, '16UC1', pad=pad, big_endian=big_endian))
+    assert out.dtype == np.float32 and out.shape == (H, W)
+    expected = mm.astype(np.float64) / 1000.0
+    expected[2, 3] = np.nan
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize('pad', [0, 4])
+@pytest.mark.parametrize('big_endian', [False, True])
+def test_depth_32fc1_is_metres(pad, big_endian):
+    metres = np.linspace(0.3, 9.5, H * W, dtype=np.float32).reshape(H, W)
+    metres[0, 0], metres[1, 1] = np.nan, np.inf
+    out = depth_image_to_metres(make_msg(metres, '32FC1', pad=pad, big_endian=big_endian))
+    np.testing.assert_array_equal(out, metres)
+
+
+@pytest.mark.parametrize('encoding', ['rgb8', 'mono16', '32FC3', '16SC1', ''])
+def test_depth_other_encodings_refused(encoding):
+    msg = make_msg(np.zeros((H, W), np.uint16), '16UC1')
+    msg.encoding = encoding
+    with pytest.raises(ImageDecodeError) as info:
+        check_depth_image(msg)
+    assert info.value.cause == 'encoding' and '16UC1' in str(info.value)
+
+
+def test_depth_bad_layouts_refused():
+    good = make_msg(np.ones((H, W), np.uint16), '16UC1')
+    empty = make_msg(np.ones((H, W), np.uint16), '16UC1')
+    empty.width = 0
+    odd_step = make_msg(np.ones((H, W), np.uint16), '16UC1')
+    odd_step.step = 2 * W + 1
+    short = make_msg(np.ones((H, W), np.uint16), '16UC1')
+    short.data = bytes(good.data)[:-1]
+    for msg, cause in ((empty, 'size'), (odd_step, 'step'), (short, 'data')):
+        with pytest.raises(ImageDecodeError) as info:
+            depth_image_to_metres(msg)
+        assert info.value.cause == cause
