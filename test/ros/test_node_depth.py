@@ -92,6 +92,8 @@ def compare(focal_errors: list[float], depth_errors: list[float]) -> None:
     """The depth placement must be clearly better than the focal one on the same people."""
     assert len(depth_errors) >= 6, f'only {len(depth_errors)} people placed from depth'
     focal, depth = float(np.median(focal_errors)), float(np.median(depth_errors))
+    print(f'median root error of {len(depth_errors)} people: focal {focal:.3f} m, '
+          f'depth {depth:.3f} m (means {np.mean(focal_errors):.3f}, {np.mean(depth_errors):.3f})')
     assert depth < 0.5 * focal and depth < 0.15, (
         f'median root error: focal {focal:.3f} m, depth {depth:.3f} m; '
         f'focal {np.round(focal_errors, 3)}, depth {np.round(depth_errors, 3)}')
