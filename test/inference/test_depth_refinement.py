@@ -212,3 +212,47 @@ def test_batch_refines_each_person_separately(body):
                             np.stack([verts, verts]), np.stack([joints, joints]), body[0], boxes)
     assert list(out.sources) == [TranslationSource.DEPTH] * 2
     assert np.linalg.norm(out.translation - np.stack([t1, t2]), axis=1).max() < 0.02
+
+
+def test_arm_in_front_of_the_chest_is_compared_with_the_arm(body):
+    """Crossed forearms (a slab 6 cm in front of the chest) hide most of the torso from the
+    depth camera. Each sample is compared with the predicted mesh's nearest surface, which has
+    the forearms too; comparing with the hidden torso vertices would pull the person forward."""
+    from postometro_ros.inference.depth import refine_one
+
+    truth_t = np.array([0.1, 0.0, 3.5])
+    verts, joints = posed(body)
+    faces = body[0]
+    mask = torso_vertex_mask(verts, joints)
+    torso = verts[mask]
+    chest_z = torso[:, 2].min()
+    # A grid (2 cm) facing the camera, over the middle 80 % of the torso's height and width.
+    lo, hi = np.quantile(torso[:, :2], 0.1, axis=0), np.quantile(torso[:, :2], 0.9, axis=0)
+    xs, ys = np.arange(lo[0], hi[0], 0.02), np.arange(lo[1], hi[1], 0.02)
+    gx, gy = np.meshgrid(xs, ys)
+    slab = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, chest_z - 0.06)], axis=1)
+    nx = len(xs)
+    quads = [(r * nx + c, r * nx + c + 1, (r + 1) * nx + c, (r + 1) * nx + c + 1)
+             for r in range(len(ys) - 1) for c in range(nx - 1)]
+    slab_faces = np.array([f for a, b, c, d in quads for f in ((a, c, b), (b, c, d))])
+    all_verts = np.concatenate([verts, slab])
+    all_faces = np.concatenate([faces, slab_faces + len(verts)])
+    normals = vertex_normals(all_verts + truth_t, all_faces)
+    assert np.all(normals[len(verts):, 2] < 0), 'the slab faces the camera'
+    depth = splat_depth(all_verts + truth_t, all_faces)
+    uv = project_points(torso + truth_t, K)
+    px = np.floor(uv + 0.5).astype(int)
+    hidden = depth[px[:, 1], px[:, 0]] < torso[:, 2] + truth_t[2] - 0.03
+    assert hidden.mean() > 0.55, 'most of the torso is behind the forearms'
+
+    facing = np.einsum('ij,ij->i', normals, all_verts + truth_t) < 0
+    surface = verts[mask & facing[:len(verts)]]
+    focal_t = truth_t * 1.2
+    cov = translation_covariance(focal_t[None])[0]
+    box = box_of(verts + truth_t)
+    nearest = refine_one(depth, K, focal_t, cov, surface, np.zeros(3), box,
+                         mesh_rel=all_verts[facing])
+    own = refine_one(depth, K, focal_t, cov, surface, np.zeros(3), box, mesh_rel=None)
+    assert nearest.fallback == own.fallback == ''
+    assert np.linalg.norm(nearest.translation - truth_t) < 0.015
+    assert truth_t[2] - own.translation[2] > 0.03, 'own-vertex comparison is pulled forward'
