@@ -126,7 +126,7 @@ class FrameResult:
             FOCAL); each person's own source (DEPTH where a depth image refined it) is in
             ``PersonResult.translation_source``.
         image_size: (W, H) of the input.
-        depth_used: a depth image came with the frame (and intrinsics to use it).
+        depth_used: a depth image came with the frame, with usable intrinsics.
         depth_fallbacks: people of this frame who kept FOCAL although a depth image came,
             by reason (``inference.depth.DEPTH_FALLBACK_REASONS``).
     """
@@ -318,7 +318,9 @@ class HumanPipeline:
                    'place': (t3 - t2) * 1e3, 'total': (t3 - t0) * 1e3}
         return FrameResult(stamp=stamp, people=people, timings=timings,
                            translation_source=int(placement.source), image_size=(w, h),
-                           detections=dets, depth_used=depth is not None and camera_K is not None,
+                           detections=dets,
+                           depth_used=depth is not None
+                           and placement.source == TranslationSource.FOCAL,
                            depth_fallbacks=dict(fallbacks))
 
     def _people(self, dets: Detections, batch: Any, translation: np.ndarray,

@@ -135,6 +135,7 @@ def test_pipeline_depth_placement(frames):
     # Depth without intrinsics cannot be used: NONE, counted.
     result = pipeline.process(image, None, depth=frames['depths'][-1])
     assert result.depth_fallbacks == {'no_camera_info': len(result.people)}
+    assert not result.depth_used
     with pytest.raises(ValueError, match='registered'):
         pipeline.process(image, K, depth=np.ones((10, 10), np.float32))
 
