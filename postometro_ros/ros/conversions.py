@@ -82,6 +82,19 @@ for _name, _code in _BAYER.items():
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(sorted(_LAYOUTS))
 
 
+def _check_rows(msg: Image, row_bytes: int, itemsize: int) -> None:
+    """Raise ``step`` / ``data`` errors unless ``msg`` holds ``height`` rows of ``step`` bytes,
+    each with at least ``row_bytes`` of pixels, in whole items of ``itemsize`` bytes."""
+    height, step = int(msg.height), int(msg.step)
+    if step < row_bytes or step % itemsize:
+        raise ImageDecodeError(
+            'step', f'step {step} does not fit width {msg.width} of {msg.encoding} '
+            f'(needs >= {row_bytes} and a multiple of {itemsize})')
+    if len(msg.data) < height * step:
+        raise ImageDecodeError(
+            'data', f'data has {len(msg.data)} bytes, height x step needs {height * step}')
+
+
 def image_to_rgb(msg: Image) -> np.ndarray:
     """Decode a ``sensor_msgs/Image`` into an RGB image.
 
@@ -109,14 +122,7 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     if layout.channels == 2 and width % 2:
         raise ImageDecodeError('size', f'{msg.encoding} needs an even width, got {width}')
     itemsize = 2 if layout.dtype == 'u2' else 1
-    row_bytes = width * layout.channels * itemsize
-    if step < row_bytes or step % itemsize:
-        raise ImageDecodeError(
-            'step', f'step {step} does not fit width {width} of {msg.encoding} '
-            f'(needs >= {row_bytes} and a multiple of {itemsize})')
-    if len(msg.data) < height * step:
-        raise ImageDecodeError(
-            'data', f'data has {len(msg.data)} bytes, height x step needs {height * step}')
+    _check_rows(msg, width * layout.channels * itemsize, itemsize)
     dtype = np.dtype(layout.dtype).newbyteorder('>' if msg.is_bigendian else '<')
     flat = np.frombuffer(msg.data, dtype=dtype, count=height * step // itemsize)
     # Rows may be padded: view with the real stride, then drop the padding.
@@ -151,17 +157,11 @@ def check_depth_image(msg: Image) -> None:
         raise ImageDecodeError(
             'encoding', f'unsupported depth encoding {msg.encoding!r}; supported: '
             + ', '.join(DEPTH_ENCODINGS) + ' (millimetres / metres, detected from the encoding)')
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    height, width = int(msg.height), int(msg.width)
     if height <= 0 or width <= 0:
         raise ImageDecodeError('size', f'empty depth image ({width}x{height})')
     itemsize = np.dtype(layout[0]).itemsize
-    if step < width * itemsize or step % itemsize:
-        raise ImageDecodeError(
-            'step', f'step {step} does not fit width {width} of {msg.encoding} '
-            f'(needs >= {width * itemsize} and a multiple of {itemsize})')
-    if len(msg.data) < height * step:
-        raise ImageDecodeError(
-            'data', f'depth data has {len(msg.data)} bytes, height x step needs {height * step}')
+    _check_rows(msg, width * itemsize, itemsize)
 
 
 def depth_image_to_metres(msg: Image) -> np.ndarray:
