@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 import yaml
 
 from postometro_ros.inference.detector import (
-    DetectorConfig, Detections, PersonDetector, configure_ultralytics_offline)
+    configure_ultralytics_offline, DetectorConfig, Detections, PersonDetector, tracker_settings)
 
 # (frames, seed, fps, people): the demo's default clip, the node accuracy test's clip and a
 # longer clip at the node test's frame rate.
@@ -53,7 +53,8 @@ def _iou(a, b) -> float:
 
 
 class UltralyticsTrack:
-    """ultralytics' ``model.track(persist=True)`` with the node's detector settings.
+    """ultralytics' ``model.track(persist=True)`` with the node's detector settings, except the
+    IoU gate (the tracker file's ``match_thresh``, as the node had before session 4).
 
     Args:
         weights: detector weights.
@@ -65,13 +66,13 @@ class UltralyticsTrack:
     def __init__(self, weights: str, conf: float, tracker: str, out_dir: Path) -> None:
         from ultralytics import YOLO  # noqa: PLC0415
         from ultralytics.utils.checks import check_yaml  # noqa: PLC0415
+        self.cfg = DetectorConfig(weights=weights, conf=conf, tracker=tracker, match_thresh=None)
         settings = yaml.safe_load(Path(check_yaml(tracker)).read_text())
-        settings.update(track_high_thresh=conf, new_track_thresh=conf, fuse_score=False)
+        settings.update(tracker_settings(self.cfg))
         self.tracker = out_dir / f'{Path(tracker).stem}_node_settings.yaml'
         self.tracker.write_text(yaml.safe_dump(settings))
         self.model = YOLO(weights, task='detect')
         self.low = min(conf, settings['track_low_thresh'])
-        self.cfg = DetectorConfig(weights=weights, conf=conf)
 
     def detect(self, image_rgb: np.ndarray) -> Detections:
         boxes = self.model.track(np.ascontiguousarray(image_rgb[..., ::-1]), persist=True,

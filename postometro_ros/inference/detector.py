@@ -111,6 +111,17 @@ class DetectorConfig:
     match_thresh: float | None = 0.95
 
 
+def tracker_settings(cfg: DetectorConfig) -> dict:
+    """What ``cfg`` overrides in the tracker file: the start threshold, fuse_score and
+    match_thresh."""
+    settings = {'track_high_thresh': float(cfg.conf), 'new_track_thresh': float(cfg.conf)}
+    if cfg.fuse_score is not None:
+        settings['fuse_score'] = bool(cfg.fuse_score)
+    if cfg.match_thresh is not None:
+        settings['match_thresh'] = float(cfg.match_thresh)
+    return settings
+
+
 @dataclass(frozen=True)
 class Detections:
     """People found in one image.
@@ -181,7 +192,7 @@ class PersonDetector:
         conf = self.cfg.conf
         if self.cfg.tracking:
             tracker = self._live_tracker()
-            vars(tracker.args).update(self._tracker_settings())   # conf may have changed
+            vars(tracker.args).update(tracker_settings(self.cfg))   # conf may have changed
             conf = min(conf, tracker.args.track_low_thresh)
         found = self._model.predict(bgr, **self._kwargs(conf))[0].boxes.cpu().numpy()
         xyxy = found.xyxy.astype(np.float32)
@@ -190,7 +201,7 @@ class PersonDetector:
             # (N, 8) rows [x1, y1, x2, y2, id, score, cls, index of the detection]; only tracks
             # confirmed in this image, so nobody is reported until a track is confirmed. Empty
             # images go in too: tracks age through them.
-            tracks = self._tracker.update(found, bgr)
+            tracks = tracker.update(found, bgr)
             if len(tracks) == 0:
                 return Detections.empty()
             matched = tracks[:, -1].astype(np.int64)
@@ -204,17 +215,6 @@ class PersonDetector:
         return Detections(xyxy[keep][order], scores[keep][order], ids[keep][order])
 
     __call__ = detect
-
-    def _tracker_settings(self) -> dict:
-        """What this config overrides in the tracker file: the start threshold, fuse_score and
-        match_thresh."""
-        settings = {'track_high_thresh': float(self.cfg.conf),
-                    'new_track_thresh': float(self.cfg.conf)}
-        if self.cfg.fuse_score is not None:
-            settings['fuse_score'] = bool(self.cfg.fuse_score)
-        if self.cfg.match_thresh is not None:
-            settings['match_thresh'] = float(self.cfg.match_thresh)
-        return settings
 
     def _live_tracker(self):
         """The tracker, built on first use from the tracker file plus this config's settings."""
@@ -231,7 +231,7 @@ class PersonDetector:
             if settings.get('with_reid'):
                 raise ValueError(f'{self.cfg.tracker}: with_reid is not supported (it needs the '
                                  f'detector features; it was measured to add id switches)')
-            args = IterableSimpleNamespace(**{**settings, **self._tracker_settings()})
+            args = IterableSimpleNamespace(**{**settings, **tracker_settings(self.cfg)})
             self._tracker = TRACKER_MAP[kind](args=args)
         return self._tracker
 
