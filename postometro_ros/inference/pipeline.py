@@ -167,10 +167,6 @@ class HumanPipeline:
         rel_depth_sigma: relative depth sigma of the focal-length placement.
         depth_sigma_rel: relative depth sigma of a depth-refined placement.
         pelvis_pair: joint indices whose midpoint is the root (LSP hips).
-
-    Attributes:
-        depth_counts: totals since construction: ``refined`` people and, per fallback
-            reason, people who kept FOCAL although a depth image came with the frame.
     """
 
     def __init__(self, detector: Any, predictor: Any, *, faces: tuple[np.ndarray, ...],
@@ -189,7 +185,6 @@ class HumanPipeline:
         self.rel_depth_sigma = float(rel_depth_sigma)
         self.pelvis_pair = pelvis_pair
         self.depth_config = DepthConfig(sigma_rel=float(depth_sigma_rel))
-        self.depth_counts: collections.Counter[str] = collections.Counter()
         cfg = getattr(predictor, 'cfg', None)
         self.num_pose_tokens = int(getattr(cfg, 'num_pose_tokens', 0) or 0)
         self.num_vertices = tuple(int(np.max(f)) + 1 for f in self.faces)
@@ -309,9 +304,6 @@ class HumanPipeline:
                 translation, covariance, sources = (
                     refined.translation, refined.covariance, refined.sources)
                 fallbacks.update(reason for reason in refined.fallbacks if reason)
-                self.depth_counts['refined'] += int(
-                    np.sum(sources == int(TranslationSource.DEPTH)))
-        self.depth_counts.update(fallbacks)
         people = self._people(dets, batch, translation, covariance, sources, (w, h))
         t3 = time.perf_counter()
         timings = {'detect': (t1 - t0) * 1e3, 'crop_hmr': (t2 - t1) * 1e3,

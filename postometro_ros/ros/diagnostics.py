@@ -52,10 +52,13 @@ class NodeStats:
 
     Args:
         start_time_s: monotonic start time.
-        use_depth: also report the depth counters.
+
+    Attributes:
+        use_depth: also report the depth counters (the node sets it once its parameters are
+            declared, after the counters exist for refused start-up values).
     """
 
-    def __init__(self, start_time_s: float, use_depth: bool = False) -> None:
+    def __init__(self, start_time_s: float) -> None:
         self._lock = threading.Lock()
         self._start = start_time_s
         self._inputs: collections.deque[float] = collections.deque()
@@ -71,7 +74,7 @@ class NodeStats:
         self.last_output_age_ms = float('nan')
         self.last_people = 0
         self.last_error = ''
-        self.use_depth = use_depth
+        self.use_depth = False
         self.depth_received = 0
         self.depth_drops = dict.fromkeys(DEPTH_DROP_CAUSES, 0)
         self.frames_with_depth = 0
