@@ -36,6 +36,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 import yaml
 
+from postometro_ros.geometry.crop import box_iou
 from postometro_ros.inference.detector import (
     configure_ultralytics_offline, DetectorConfig, Detections, PersonDetector, tracker_settings)
 
@@ -43,13 +44,6 @@ from postometro_ros.inference.detector import (
 # longer clip at the node test's frame rate.
 CLIPS = ((36, 0, 6.0, 5), (45, 5, 15.0, 3), (90, 0, 15.0, 4))
 MIN_VISIBLE_JOINTS = 8
-
-
-def _iou(a, b) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class UltralyticsTrack:
@@ -127,7 +121,7 @@ def score_clip(video: Path, detector) -> dict[str, float]:
         in_view += len(people)
         if not people or not len(found):
             continue
-        cost = np.array([[1.0 - _iou(p['box_xyxy'], box) for box in found.boxes]
+        cost = np.array([[1.0 - box_iou(p['box_xyxy'], box) for box in found.boxes]
                          for p in people])
         for r, c in zip(*linear_sum_assignment(cost)):
             if cost[r, c] <= 0.5:

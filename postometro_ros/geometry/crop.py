@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     'SCALE_UNIT_PX',
+    'box_iou',
     'boxes_to_center_scale',
     'center_scale_to_boxes',
     'crop_px_to_normalized',
@@ -28,6 +29,16 @@ __all__ = [
 
 # METRO/FastMETRO annotate crops as ``scale`` with ``scale * 200`` px = side of the square box.
 SCALE_UNIT_PX = 200.0
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (0 when the union is empty)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    x1, y1 = np.maximum(a[:2], b[:2])
+    x2, y2 = np.minimum(a[2:], b[2:])
+    inter = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def boxes_to_center_scale(boxes_xyxy: np.ndarray, *, padding: float = 1.2,

@@ -7,20 +7,13 @@ import numpy as np
 import pytest
 
 from postometro_ros.bench.node_bench import crowd_frames
+from postometro_ros.geometry.crop import box_iou
 from postometro_ros.inference.detector import (
     DEFAULT_DETECTOR_WEIGHTS, DetectorConfig, PersonDetector)
 from postometro_ros.inference.pipeline import DEFAULT_CHECKPOINT, HumanPipeline, PipelineConfig
 from postometro_ros.inference.placement import TranslationSource
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _iou(a, b):
-    x1, y1 = np.maximum(a[:2], b[:2])
-    x2, y2 = np.minimum(a[2:], b[2:])
-    inter = max(x2 - x1, 0) * max(y2 - y1, 0)
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / max(area, 1e-9)
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +36,7 @@ def test_detector_counts_people_on_clean_frames(crowds):
         assert len(found) == n, (n, found.scores)
         gt = [p['box_xyxy'] for p in crowd.people[0]]
         # Every ground-truth person is matched by a box.
-        assert all(max(_iou(np.asarray(g), b) for b in found.boxes) > 0.5 for g in gt)
+        assert all(max(box_iou(np.asarray(g), b) for b in found.boxes) > 0.5 for g in gt)
         assert np.all(found.track_ids == -1)
 
 
@@ -61,7 +54,7 @@ def test_track_ids_stable_in_synthetic_video(tmp_path):
             if sum(j[2] > 0 for j in p['joints2d_smpl24']) < 10:
                 continue  # mostly hidden: the tracker may lose it (not an id switch test)
             total += 1
-            ious = [_iou(np.asarray(p['box_xyxy']), b) for b in found.boxes]
+            ious = [box_iou(np.asarray(p['box_xyxy']), b) for b in found.boxes]
             if ious and max(ious) > 0.5:
                 matched += 1
                 ids_of.setdefault(p['track_id'], []).append(
@@ -121,7 +114,7 @@ def test_trained_pipeline_depth_close_to_ground_truth(pipeline, crowds):
     crowd = crowds[3]
     res = pipeline.process(crowd.images[0], crowd.K)
     for gt in crowd.people[0]:
-        best = max(res.people, key=lambda p: _iou(gt['box_xyxy'], p.box_xyxy))
+        best = max(res.people, key=lambda p: box_iou(gt['box_xyxy'], p.box_xyxy))
         gt_root = gt['joints3d_j14'][[2, 3]].mean(0)
         # Focal-length depth rests on a body-size prior: 25% is the budget on this body.
         assert abs(best.root_position[2] - gt_root[2]) < 0.25 * gt_root[2]

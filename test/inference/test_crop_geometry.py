@@ -85,3 +85,10 @@ def test_device_crops_batch_equals_single():
     for i in range(3):
         single = crop_images_on_device(image, mats[i:i + 1], 32, mean=mean, std=std)
         torch.testing.assert_close(batch[i:i + 1], single, atol=1e-5, rtol=0)
+
+
+def test_box_iou():
+    assert cg.box_iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
+    assert cg.box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
+    assert cg.box_iou([0, 0, 10, 10], [20, 20, 30, 30]) == 0.0
+    assert cg.box_iou([3, 3, 3, 3], [3, 3, 3, 3]) == 0.0   # empty union, no division by zero

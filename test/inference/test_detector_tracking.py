@@ -3,17 +3,11 @@
 import numpy as np
 import pytest
 
+from postometro_ros.geometry.crop import box_iou
 from postometro_ros.inference.detector import (
     DEFAULT_DETECTOR_WEIGHTS, DetectorConfig, PersonDetector)
 
 pytestmark = pytest.mark.slow
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @pytest.fixture(scope='module')
@@ -40,13 +34,13 @@ def test_partly_hidden_person_keeps_its_track_below_the_threshold(frames):
     ids = {}
     for index in (32, 33):
         d = found[index]
-        k = int(np.argmax([iou(person_box(frames[index], 1), b) for b in d.boxes]))
-        assert iou(person_box(frames[index], 1), d.boxes[k]) > 0.5, index
+        k = int(np.argmax([box_iou(person_box(frames[index], 1), b) for b in d.boxes]))
+        assert box_iou(person_box(frames[index], 1), d.boxes[k]) > 0.5, index
         ids[index] = (int(d.track_ids[k]), float(d.scores[k]))
     assert ids[33][0] == ids[32][0] >= 0
     assert ids[33][1] < 0.3
     plain = PersonDetector(DetectorConfig(conf=0.3, tracking=False))(frames[33].image)
-    assert all(iou(person_box(frames[33], 1), b) < 0.5 for b in plain.boxes)
+    assert all(box_iou(person_box(frames[33], 1), b) < 0.5 for b in plain.boxes)
 
 
 def test_threshold_change_keeps_tracks_and_reaches_the_live_tracker(frames):
@@ -71,4 +65,4 @@ def test_tracked_people_get_the_detector_boxes_not_the_trackers(frames):
         for box in tracked.boxes:
             assert np.abs(found.boxes - box).max(axis=1).min() < 1e-3, frame.index
         if frame.index >= 13:
-            assert max(iou(person_box(frame, 1), b) for b in tracked.boxes) > 0.8, frame.index
+            assert max(box_iou(person_box(frame, 1), b) for b in tracked.boxes) > 0.8, frame.index

@@ -17,6 +17,7 @@ from scipy.optimize import linear_sum_assignment
 
 from visualization_msgs.msg import Marker
 
+from postometro_ros.geometry.crop import box_iou
 from postometro_ros.msg import Human3D
 from postometro_ros.ros.markers import marker_id
 
@@ -74,19 +75,11 @@ def run(video, tmp_path_factory, untrained_checkpoint):
     return results, markers
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match(gt_people: list[dict], humans: list) -> list[tuple[dict, object]]:
     """Hungarian matching on box IoU (>= 0.5)."""
     if not gt_people or not humans:
         return []
-    cost = np.array([[1.0 - iou(np.asarray(g['box_xyxy']), np.asarray(h.box_xyxy))
+    cost = np.array([[1.0 - box_iou(np.asarray(g['box_xyxy']), np.asarray(h.box_xyxy))
                       for h in humans] for g in gt_people])
     rows, cols = linear_sum_assignment(cost)
     return [(gt_people[r], humans[c]) for r, c in zip(rows, cols) if cost[r, c] <= 0.5]

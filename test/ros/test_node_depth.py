@@ -18,6 +18,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from postometro_ros.geometry.crop import box_iou
 from postometro_ros.msg import Human3D
 
 from ros_node_harness import REPO_ROOT, rgb8_image, running_node
@@ -65,15 +66,6 @@ def frames(tmp_path_factory) -> dict:
                 'people': json.loads(str(data['labels']))}
 
 
-def iou(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    x1, y1 = np.maximum(a[:2], b[:2])
-    x2, y2 = np.minimum(a[2:], b[2:])
-    inter = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def gt_root(person: dict) -> np.ndarray:
     return np.asarray(person['joints3d_j14'])[[2, 3]].mean(axis=0)
 
@@ -82,7 +74,7 @@ def matched(gt_people: list[dict], boxes: list) -> list[tuple[dict, int]]:
     """(ground-truth person, index of the output box) with IoU >= 0.5, best first."""
     pairs = []
     for person in gt_people:
-        scores = [iou(person['box_xyxy'], b) for b in boxes]
+        scores = [box_iou(person['box_xyxy'], b) for b in boxes]
         if scores and max(scores) >= 0.5:
             pairs.append((person, int(np.argmax(scores))))
     return pairs
@@ -251,7 +243,7 @@ def test_node_depth_32fc1_metres(node_run):
     assert sum(h.translation_source == Human3D.TRANSLATION_DEPTH for h in humans) >= 2
     # Millimetre rounding aside, 32FC1 metres and 16UC1 millimetres place people alike.
     for h in humans:
-        twin = max(same_16, key=lambda o: iou(o.box_xyxy, h.box_xyxy))
+        twin = max(same_16, key=lambda o: box_iou(o.box_xyxy, h.box_xyxy))
         if h.translation_source == twin.translation_source == Human3D.TRANSLATION_DEPTH:
             assert np.linalg.norm(root_of(h) - root_of(twin)) < 0.01
 
