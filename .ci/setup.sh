@@ -193,6 +193,44 @@ else
   step_done "msg/ unchanged"
 fi
 
+# ---------------------------------------------------------------- 4b. tf2_msgs/TFMessage -> .venv, only if missing
+# The node's optional /tf output needs tf2_msgs/msg/TFMessage. The PyPI ROS wheels have no
+# tf2_msgs, so .ci/tf2_msgs (TFMessage only, upstream definition and type hash) is built into
+# site-packages like msg/ above. Only when no tf2_msgs imports: a ROS 2 installation's own
+# (complete) tf2_msgs must never be shadowed by this partial copy. The stamp marks our copy;
+# it is kept up to date while it is the one that imports.
+TF2_SRC="$REPO/.ci/tf2_msgs"
+TF2_BUILD="$REPO/build/tf2_msgs"
+TF2_HASH="$(sha "$TF2_SRC/msg/TFMessage.msg" "$TF2_SRC/CMakeLists.txt" "$TF2_SRC/package.xml" \
+  <(echo "$BUILD_PINS"))"
+TF2_STAMP="$VENV/.postometro-tf2_msgs.sha256"
+# Where tf2_msgs.msg imports from (empty: nowhere); from / so that no repo path is picked up.
+TF2_FOUND="$(cd / && "$PY" -c 'import os, tf2_msgs.msg as m; print(os.path.dirname(os.path.dirname(os.path.abspath(m.__file__))))' 2>/dev/null || true)"
+TF2_OURS=0
+if [ -f "$TF2_STAMP" ] && { [ -z "$TF2_FOUND" ] || [ "$TF2_FOUND" -ef "$SITE/tf2_msgs" ]; }; then
+  TF2_OURS=1
+fi
+if [ -n "$TF2_FOUND" ] && [ "$TF2_OURS" = 0 ]; then
+  step_done "tf2_msgs found at $TF2_FOUND: vendored TFMessage not built"
+elif [ "$TF2_OURS" = 1 ] && [ "$(cat "$TF2_STAMP")" = "$TF2_HASH" ] && [ -n "$TF2_FOUND" ]; then
+  step_done "tf2_msgs (vendored TFMessage) unchanged"
+else
+  mkdir -p "$TF2_BUILD"
+  touch "$REPO/build/COLCON_IGNORE" 2>/dev/null || true
+  TF2_LOG="$TF2_BUILD/setup-build.log"
+  echo "setup.sh: no tf2_msgs in .venv: building .ci/tf2_msgs (TFMessage only) into .venv (log: $TF2_LOG)"
+  build_tf2_msgs() {
+    export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+    cmake -S "$TF2_SRC" -B "$TF2_BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" \
+      -DBUILD_TESTING=OFF \
+      && cmake --build "$TF2_BUILD" -j "$(nproc 2>/dev/null || echo 2)" \
+      && cmake --install "$TF2_BUILD"
+  }
+  run_logged "$TF2_LOG" "building .ci/tf2_msgs" build_tf2_msgs
+  echo "$TF2_HASH" > "$TF2_STAMP"
+  step_done "built tf2_msgs (vendored TFMessage) into .venv"
+fi
+
 # ---------------------------------------------------------------- 5. editable install (console scripts)
 # Edits to the repo take effect without reinstalling; pip reinstalls of other packages keep it.
 DEV_HASH="$(sha "$REPO/setup.py" "$REPO/package.xml" <(echo "$BUILD_PINS"))"
@@ -246,9 +284,14 @@ repo = os.path.join(sys.argv[1], 'postometro_ros')
 assert os.path.samefile(postometro_ros.__path__[0], repo), postometro_ros.__path__
 assert os.environ.get('YOLO_OFFLINE') == '1'
 Human3DArray()
+# /tf output: TFMessage (vendored or a ROS installation's) with loadable type support.
+from rclpy.serialization import serialize_message
+from tf2_msgs.msg import TFMessage
+serialize_message(TFMessage())
 EOF
 ); then
-  echo "setup.sh: ERROR: .venv does not import postometro_ros from $REPO with its messages." >&2
+  echo "setup.sh: ERROR: .venv does not import postometro_ros from $REPO with its messages" \
+    "(postometro_ros.msg, tf2_msgs.msg)." >&2
   echo "  Remove the stamps to rebuild: rm -f $VENV/.postometro-*.sha256 && bash .ci/setup.sh" >&2
   exit 1
 fi
