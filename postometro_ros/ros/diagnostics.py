@@ -19,8 +19,8 @@ from std_msgs.msg import Header
 
 from postometro_ros.inference.depth import DEPTH_FALLBACK_REASONS
 
-__all__ = ['DROP_CAUSES', 'DEPTH_DROP_CAUSES', 'DiagnosticsThresholds', 'NodeStats',
-           'diagnostics_message']
+__all__ = ['DROP_CAUSES', 'DEPTH_DROP_CAUSES', 'TF_SKIP_REASONS', 'DiagnosticsThresholds',
+           'NodeStats', 'diagnostics_message']
 
 # Why a frame was not processed. 'busy': a newer frame replaced it while the worker was busy;
 # 'pipeline': the model pipeline raised; the others are ImageDecodeError causes.
@@ -29,6 +29,10 @@ DROP_CAUSES: tuple[str, ...] = (
 # Why a depth image was not used: ImageDecodeError causes, and 'resolution' (not the size of
 # the colour image it was paired with, so not registered to it).
 DEPTH_DROP_CAUSES: tuple[str, ...] = ('encoding', 'size', 'step', 'data', 'resolution')
+# Why a person got no body frame on /tf (publish_tf): no track id (tracking off), no metric
+# placement (TRANSLATION_NONE), joints that define no frame (coincident hips/shoulders, NaN),
+# or an image header without frame_id (no parent frame).
+TF_SKIP_REASONS: tuple[str, ...] = ('no_id', 'no_translation', 'degenerate', 'no_frame_id')
 
 _WINDOW_S = 5.0        # sliding window for rates
 _LATENCY_SAMPLES = 50  # frames kept for latency means
@@ -81,6 +85,8 @@ class NodeStats:
         self.frames_without_depth = 0
         self.people_depth_placed = 0
         self.depth_fallbacks = dict.fromkeys(DEPTH_FALLBACK_REASONS, 0)
+        self.tf_bodies = 0
+        self.tf_skipped = dict.fromkeys(TF_SKIP_REASONS, 0)
 
     @staticmethod
     def _trim(times: collections.deque[float], now_s: float) -> None:
@@ -136,6 +142,13 @@ class NodeStats:
             self.people_depth_placed += placed
             for reason, count in (fallbacks or {}).items():
                 self.depth_fallbacks[reason] = self.depth_fallbacks.get(reason, 0) + count
+
+    def on_tf(self, bodies: int, skipped: dict[str, int]) -> None:
+        """Body frames of one frame were broadcast (``bodies``) or skipped, by reason."""
+        with self._lock:
+            self.tf_bodies += bodies
+            for reason, count in skipped.items():
+                self.tf_skipped[reason] += count
 
     def on_rejected_parameter(self, error: str) -> None:
         """A parameter value (start-up override or runtime set) was refused."""
@@ -194,6 +207,8 @@ class NodeStats:
                 values['people_depth_placed'] = self.people_depth_placed
                 values.update({f'depth_fallback_{reason}': n
                                for reason, n in self.depth_fallbacks.items()})
+            values['tf_bodies_published'] = self.tf_bodies
+            values.update({f'tf_skipped_{reason}': n for reason, n in self.tf_skipped.items()})
             for stage, samples in sorted(self._latency.items()):
                 values[f'latency_{stage}_ms'] = round(float(np.mean(samples)), 3)
             values['output_age_ms'] = round(self.last_output_age_ms, 3)

@@ -11,6 +11,9 @@ frames are counted and skipped before any model work, and nothing is published f
 With ``use_depth``, depth images (``depth/image``, registered to the colour image) are kept in a
 small buffer; each colour frame is paired with the one closest in time within ``depth_slop`` and
 the pipeline refines each person's placement with it (``TRANSLATION_DEPTH``).
+With ``publish_tf``, every tracked, placed person is also broadcast on ``/tf`` as a REP-155
+body frame ``body_<id>`` (``publish_joint_tf``: plus one frame per joint); see
+:mod:`postometro_ros.ros.tf_output`.
 
 Run: ``python -m postometro_ros.ros.node --ros-args --params-file config/postometro_node.yaml``.
 """
@@ -52,6 +55,7 @@ from postometro_ros.ros.markers import (
     delete_markers, marker_id, MarkerIdTracker, MESH_NAMESPACE, MeshMarkerEncoder,
     SKELETON_NAMESPACES, skeleton_markers, SkeletonView, track_color)
 from postometro_ros.ros.params import declare_parameters, MESH_LEVELS
+from postometro_ros.ros.tf_output import body_transforms, TF_QOS, TF_TOPIC
 
 __all__ = ['PostometroNode', 'main']
 
@@ -127,6 +131,11 @@ class PostometroNode(Node):
         self._tracks = conversions.TrackBook()
         self._last_mesh_markers = -float('inf')
         self._last_header: Header | None = None  # of the last published frame (worker only)
+        # /tf publisher and its message type, made on first use (worker only): no /tf
+        # publisher in the graph while publish_tf is off.
+        self._tf_pub: Any = None
+        self._tf_message: Any = None
+        self._tf_unavailable = False
 
         # Latest valid CameraInfo as one (K, (width, height)) tuple: written by the executor
         # thread, read by the worker, so it is replaced whole, never field by field.
@@ -148,6 +157,7 @@ class PostometroNode(Node):
 
         self._create_publishers()
         self._create_subscriptions()
+        self._check_tf_parameters()
         self._publish_skeleton_info()
         self._publish_mesh_topology()
         self.create_service(SetBool, '~/enable', self.enable_callback)
@@ -253,6 +263,14 @@ class PostometroNode(Node):
             self._mesh_encoders.clear()
         elif name == 'enabled':
             self._on_enabled_change(value)
+        elif name in ('publish_tf', 'publish_joint_tf'):
+            self._check_tf_parameters()
+
+    def _check_tf_parameters(self) -> None:
+        if self.params.publish_joint_tf and not self.params.publish_tf:
+            self.get_logger().warning(
+                'publish_joint_tf is on but publish_tf is off: no joint frames are broadcast '
+                'until publish_tf is on')
 
     def _on_enabled_change(self, enabled: bool) -> None:
         """Disabling discards the waiting frame and asks the worker to end every track."""
@@ -457,6 +475,45 @@ class PostometroNode(Node):
         if self._debug_pub.get_subscription_count() > 0:
             self._debug_pub.publish(conversions.rgb_to_image_msg(
                 draw_debug(rgb, people), header))
+        if self.params.publish_tf:
+            try:
+                self._publish_tf(people, header)
+            except Exception as exc:  # noqa: BLE001 - /tf is extra: the frame was published
+                detail = ''.join(traceback.format_exception_only(type(exc), exc)).strip()
+                self._warn('tf', f'/tf output failed: {detail}\n{traceback.format_exc()}')
+
+    def _publish_tf(self, people: Sequence[Any], header: Header) -> None:
+        """Body frames (and joint frames) of this frame's people on /tf, as one message."""
+        publisher = self._tf_publisher()
+        if publisher is None:
+            return
+        p = self.params
+        ids = [conversions.track_id_string(person.track_id) for person in people]
+        transforms, skipped = body_transforms(people, ids, header, prefix=p.tf_prefix,
+                                              joints=p.publish_joint_tf)
+        bodies = len(people) - sum(skipped.values())
+        self._stats.on_tf(bodies, skipped)
+        if skipped['no_frame_id']:
+            self._warn('tf_frame_id', 'image header has no frame_id: no body frames on /tf '
+                       '(they need a parent frame)')
+        if transforms:
+            publisher.publish(self._tf_message(transforms=transforms))
+
+    def _tf_publisher(self) -> Any:
+        """The /tf publisher (tf2_ros TransformBroadcaster QoS), made on first use; None when
+        tf2_msgs cannot be imported (reported once, the node keeps running)."""
+        if self._tf_pub is None and not self._tf_unavailable:
+            try:
+                from tf2_msgs.msg import TFMessage
+            except ImportError as exc:
+                self._tf_unavailable = True
+                self.get_logger().error(
+                    f'publish_tf: cannot import tf2_msgs ({exc}); no /tf output. Run '
+                    '.ci/setup.sh (PyPI environment) or install ros-<distro>-tf2-msgs.')
+                return None
+            self._tf_message = TFMessage
+            self._tf_pub = self.create_publisher(TFMessage, TF_TOPIC, TF_QOS)
+        return self._tf_pub
 
     def _end_tracks(self) -> None:
         """End every track as if nobody were seen (on disable), so nothing shown before a pause

@@ -25,6 +25,9 @@ __all__ = ['ParamSpec', 'PARAMETERS', 'NodeParams', 'validate', 'declare_paramet
 
 MESH_LEVELS: tuple[str, ...] = ('fine', 'intermediate', 'coarse')
 _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+# A TF frame-name prefix: empty, or ROS-name characters plus '-' and '/' (no leading '/':
+# tf2 frame ids never start with one).
+_TF_PREFIX = re.compile(r'^([A-Za-z0-9_][A-Za-z0-9_/-]*)?\Z')
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class ParamSpec:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     pattern: re.Pattern | None = None
+    pattern_text: str = ''
 
     def constraint_text(self) -> str:
         """Human-readable constraints (also written into the descriptor)."""
@@ -47,7 +51,7 @@ class ParamSpec:
         if self.low is not None:
             return f'range [{self.low}, {self.high}]'
         if self.pattern is not None:
-            return 'auto, cpu, cuda or cuda:N'
+            return self.pattern_text
         return ''
 
     def descriptor(self) -> ParameterDescriptor:
@@ -83,7 +87,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               'untrained network).', read_only=True),
     ParamSpec('device', 'auto',
               'Torch device for detector and network: auto (CUDA when available), cpu, cuda, '
-              'cuda:N.', read_only=True, pattern=_DEVICE),
+              'cuda:N.', read_only=True, pattern=_DEVICE,
+              pattern_text='auto, cpu, cuda or cuda:N'),
     ParamSpec('tracking', True,
               'Track people across frames (stable ids). Off: every person gets id "".',
               read_only=True),
@@ -138,6 +143,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('mesh_marker_shading', True,
               'Per-corner Lambert shading of mesh markers (RViz draws triangle lists unlit); '
               'off: one flat colour per person.'),
+    # TF output (changeable at run time).
+    ParamSpec('publish_tf', False,
+              'Broadcast a REP-155 body frame body_<id> per tracked, placed person on /tf '
+              '(tf2_msgs/TFMessage): origin at the mid-hips, x forward, y left, z up, parent '
+              'the image frame_id, stamp the image stamp. People without a track id or without '
+              'translation (TRANSLATION_NONE) are skipped and counted in diagnostics.'),
+    ParamSpec('publish_joint_tf', False,
+              'With publish_tf: also one frame <joint_name>_<id> per joint, parented to '
+              'body_<id>, identity rotation.'),
+    ParamSpec('tf_prefix', '',
+              'Prepended to every TF child frame name (body_<id>, <joint>_<id>), e.g. "cam1_" '
+              'or "cam1/" for multi-camera rigs.', pattern=_TF_PREFIX,
+              pattern_text='empty, or letters, digits, _, - and / (not first)'),
     # Diagnostics.
     ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics reports.',
               read_only=True, low=0.05, high=3600.0),
@@ -177,6 +195,9 @@ class NodeParams:
     mesh_marker_level: str
     mesh_marker_max_rate: float
     mesh_marker_shading: bool
+    publish_tf: bool
+    publish_joint_tf: bool
+    tf_prefix: str
     diagnostics_period: float
     latency_warn_ms: float
     input_timeout: float
@@ -208,7 +229,7 @@ def validate(name: str, value: Any) -> str | None:
     if spec.choices is not None and value not in spec.choices:
         return f'{name}={value!r} is not {spec.constraint_text()}'
     if spec.pattern is not None and not spec.pattern.match(value):
-        return f'{name}={value!r} is not a device (auto, cpu, cuda, cuda:N)'
+        return f'{name}={value!r} is not {spec.pattern_text}'
     return None
 
 

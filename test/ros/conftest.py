@@ -37,3 +37,22 @@ def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_detector() -> Path:
     assert TINY_DETECTOR_YAML.is_file(), TINY_DETECTOR_YAML
     return TINY_DETECTOR_YAML
+
+
+@pytest.fixture(scope='session')
+def confident_detector(tiny_detector, tmp_path_factory) -> Path:
+    """The untrained tiny YOLO with its class bias at +4 (score 0.98 on every anchor): every
+    frame yields the same confident boxes, so ByteTrack gives stable ids."""
+    import torch
+
+    from postometro_ros.inference.detector import configure_ultralytics_offline
+    configure_ultralytics_offline()
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    model = YOLO(str(tiny_detector), task='detect')
+    for branch in model.model.model[-1].cv3:
+        torch.nn.init.constant_(branch[-1].bias, 4.0)
+    path = tmp_path_factory.mktemp('detector') / 'confident_untrained.pt'
+    model.save(str(path))
+    return path

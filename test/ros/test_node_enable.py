@@ -6,7 +6,6 @@ whose class bias is raised so that every frame yields the same confident boxes: 
 gives stable ids, which the track-ending checks need. Each test sets the state it needs through
 the service (a real rclpy client), so the tests do not depend on each other's order.
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,24 +25,6 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 W, H = 320, 240
 MAX_PERSONS = 2
-
-
-@pytest.fixture(scope='module')
-def confident_detector(tiny_detector, tmp_path_factory) -> Path:
-    """The untrained tiny YOLO with its class bias at +4 (score 0.98 on every anchor)."""
-    import torch
-
-    from postometro_ros.inference.detector import configure_ultralytics_offline
-    configure_ultralytics_offline()
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    model = YOLO(str(tiny_detector), task='detect')
-    for branch in model.model.model[-1].cv3:
-        torch.nn.init.constant_(branch[-1].bias, 4.0)
-    path = tmp_path_factory.mktemp('detector') / 'confident_untrained.pt'
-    model.save(str(path))
-    return path
 
 
 @pytest.fixture(scope='module')

@@ -81,7 +81,8 @@ def test_bad_startup_values_fall_back_to_defaults(make_node):
     ('marker_lifetime', float('nan')), ('marker_lifetime', float('inf')),
     ('mesh_marker_level', 'ultra'), ('mesh_level', 'off'), ('joint_marker_scale', 1),
     ('publish_markers', 'yes'), ('checkpoint', 'other.safetensors'),
-    ('image_transport', 'compressed'),
+    ('image_transport', 'compressed'), ('publish_tf', 1), ('tf_prefix', '/cam1'),
+    ('tf_prefix', 'cam 1'),
 ])
 def test_runtime_bad_values_refused_with_reason(make_node, name, value):
     node, params, changes, rejects = make_node()
