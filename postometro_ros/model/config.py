@@ -23,13 +23,14 @@ __all__ = [
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-# Channels of the stride-32 feature map each image backbone hands to ``conv_1x1``.
+# Channels of the stride-32 feature map each image backbone hands to ``conv_1x1``
+# (``tiny_cnn``: its last width).
 BACKBONE_CHANNELS: dict[str, int] = {
     'resnet50': 2048,
     'hrnet_w48': 384,     # pose HRNet-W48: lowest-resolution branch of stage 4
     'hrnet_w64': 2048,    # FastMETRO's classification HRNet-W64: final_layer output
-    'tiny_cnn': 128,
 }
+BACKBONES = (*BACKBONE_CHANNELS, 'tiny_cnn')
 
 _SIZE_LAYERS = {'tiny': 1, 'S': 1, 'M': 2, 'L': 3}
 
@@ -130,8 +131,9 @@ class PostoMETROConfig:
     num_enc_layers: int = 1
     num_dec_layers: int = 1
     dropout: float = 0.1
-    # Tiny CNN backbone widths (only used by backbone='tiny_cnn').
+    # Tiny CNN backbone: widths and BasicBlocks of its four stages (only backbone='tiny_cnn').
     tiny_cnn_widths: tuple[int, ...] = (16, 32, 64, 128)
+    tiny_cnn_blocks: tuple[int, ...] = (1, 1, 1, 1)
     # ResNet backbones: 16 dilates the last stage (4x the image tokens, same weights).
     backbone_stride: int = 32
     # Pose-token modulator (hard-coded in the official code).
@@ -143,7 +145,7 @@ class PostoMETROConfig:
 
     def __post_init__(self) -> None:
         assert self.size in _SIZE_LAYERS, f'unknown size {self.size!r}'
-        assert self.backbone in BACKBONE_CHANNELS, f'unknown backbone {self.backbone!r}'
+        assert self.backbone in BACKBONES, f'unknown backbone {self.backbone!r}'
         assert self.image_size % 32 == 0, f'image_size {self.image_size} is not a multiple of 32'
         assert self.model_dim_1 % self.num_heads == 0 and self.model_dim_2 % self.num_heads == 0, \
             'model dims must be divisible by num_heads'
@@ -153,12 +155,13 @@ class PostoMETROConfig:
         assert self.backbone_stride == 32 or (
             self.backbone_stride == 16 and self.backbone in ('resnet50', 'tiny_cnn')), \
             f'backbone_stride {self.backbone_stride} needs a ResNet backbone and 16 or 32'
-        if self.backbone == 'tiny_cnn':
-            assert self.tiny_cnn_widths[-1] == BACKBONE_CHANNELS['tiny_cnn'], \
-                'last tiny_cnn width must be 128'
+        assert len(self.tiny_cnn_widths) == 4 and len(self.tiny_cnn_blocks) == 4, \
+            'tiny_cnn has four stages'
 
     @property
     def backbone_channels(self) -> int:
+        if self.backbone == 'tiny_cnn':
+            return self.tiny_cnn_widths[-1]
         return BACKBONE_CHANNELS[self.backbone]
 
     @property
@@ -229,6 +232,15 @@ def _tiny(use_pose_tokens: bool) -> PostoMETROConfig:
         modulator_token_inter_dim=16, modulator_num_blocks=1, pct=_PCT_CONFIGS['pct_tiny'])
 
 
+def _tiny_wide(use_pose_tokens: bool) -> PostoMETROConfig:
+    # The tiny network with a CNN of half ResNet-18's widths (2.8 M parameters, 9x tiny's): on
+    # CPU the transformers' attention, not the CNN, dominates a training step, so a wider CNN
+    # costs little time (BENCHMARKS.md, "Recipe 5").
+    name = 'postometro_tiny_wide' + ('' if use_pose_tokens else '_nopose')
+    return dataclasses.replace(_tiny(use_pose_tokens), name=name,
+                               tiny_cnn_widths=(32, 64, 128, 256), tiny_cnn_blocks=(2, 2, 2, 2))
+
+
 def _build_registry() -> dict[str, PostoMETROConfig]:
     configs = {}
     for size in ('S', 'M', 'L'):
@@ -237,8 +249,8 @@ def _build_registry() -> dict[str, PostoMETROConfig]:
                 cfg = _official(size, backbone, pose)
                 configs[cfg.name] = cfg
     for pose in (True, False):
-        cfg = _tiny(pose)
-        configs[cfg.name] = cfg
+        for cfg in (_tiny(pose), _tiny_wide(pose)):
+            configs[cfg.name] = cfg
     return configs
 
 

@@ -86,7 +86,7 @@ def build_backbone(cfg: PostoMETROConfig) -> nn.Module:
         return PoseHRNet(48)
     if cfg.backbone == 'hrnet_w64':
         return ClsHRNet(64)
-    return tiny_cnn(cfg.tiny_cnn_widths, cfg.backbone_stride)
+    return tiny_cnn(cfg.tiny_cnn_widths, cfg.tiny_cnn_blocks, cfg.backbone_stride)
 
 
 def decoder_attention_mask(adjacency: sp.spmatrix, num_joints: int) -> torch.Tensor:

@@ -139,7 +139,8 @@ def resnet50(output_stride: int = 32) -> ResNet:
     return ResNet(Bottleneck, (3, 4, 6, 3), output_stride=output_stride)
 
 
-def tiny_cnn(widths: Sequence[int] = (16, 32, 64, 128), output_stride: int = 32) -> ResNet:
-    """One BasicBlock per stage, narrow widths: a small backbone for tests and demos."""
-    return ResNet(BasicBlock, (1, 1, 1, 1), widths=widths, stem_width=widths[0],
+def tiny_cnn(widths: Sequence[int] = (16, 32, 64, 128), blocks: Sequence[int] = (1, 1, 1, 1),
+             output_stride: int = 32) -> ResNet:
+    """BasicBlock ResNet with narrow widths: a small backbone for tests and demos."""
+    return ResNet(BasicBlock, blocks, widths=widths, stem_width=widths[0],
                   output_stride=output_stride)

@@ -413,3 +413,19 @@ def test_pct_alias_and_classifier_targets():
     loss.backward()
     assert pct.keypoint_head.cls_pred_layer.weight.grad.abs().sum() > 0
     assert pct.keypoint_head.conv_trans[0].weight.grad.abs().sum() > 0
+
+
+def test_tiny_wide_has_the_wider_cnn_and_the_same_transformers(topology):
+    tiny, wide = _tiny(topology).eval(), _tiny(topology, name='postometro_tiny_wide').eval()
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(wide.backbone) == 2_798_880 and count(tiny.backbone) == 309_456
+    assert [len(s) for s in (wide.backbone.layer1, wide.backbone.layer2, wide.backbone.layer3,
+                             wide.backbone.layer4)] == [2, 2, 2, 2]
+    assert wide.conv_1x1.in_channels == wide.cfg.backbone_channels == 256
+    # everything after the CNN's 1x1 projection has the tiny network's shapes
+    shapes = {k: v.shape for k, v in tiny.state_dict().items()
+              if not k.startswith(('backbone.', 'conv_1x1.weight'))}
+    assert shapes == {k: v.shape for k, v in wide.state_dict().items()
+                      if not k.startswith(('backbone.', 'conv_1x1.weight'))}
+    with torch.inference_mode():
+        assert wide(_images(2)).vertices_fine.shape == tiny(_images(2)).vertices_fine.shape
