@@ -27,13 +27,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from postometro_ros.body.joints import COCO17_FLIP_PERM
 from postometro_ros.data.datasets import DataConfig, build_dataset, collate_samples
 from postometro_ros.model.checkpoint import save_state_dict
 from postometro_ros.model.config import list_configs, pct_config, postometro_config
 from postometro_ros.model.postometro import build_backbone
 from postometro_ros.model.swin_v2 import SwinV2
 from postometro_ros.train.config import to_dict
-from postometro_ros.train.metrics import RunningMean, keypoint_error_px
+from postometro_ros.train.metrics import RunningMean, keypoint_error_px, left_right_swapped
 from postometro_ros.train.trainer import move_to_device
 
 __all__ = ['BackboneTaskConfig', 'HeatmapModule', 'BackboneTask', 'build_image_backbone',
@@ -160,7 +161,8 @@ class BackboneTask:
     @torch.no_grad()
     def evaluate(self, module: nn.Module, loader: DataLoader, device: torch.device
                  ) -> dict[str, float]:
-        """Keypoint error in crop pixels (all labelled keypoints / occluded ones)."""
+        """Keypoint error in crop pixels (all labelled keypoints / occluded ones) and the share
+        of crops whose keypoints fit better with left and right swapped."""
         meter = RunningMean()
         for batch in loader:
             batch = move_to_device(batch, device)
@@ -168,6 +170,8 @@ class BackboneTask:
             decoded = (decode_heatmaps(module.heatmaps(batch['image']).float()) + 0.5) \
                 * HEATMAP_STRIDE - 0.5
             meter.update('keypoint_px', keypoint_error_px(decoded, kp[..., :2], kp[..., 2]))
+            swapped = left_right_swapped(decoded, kp[..., :2], kp[..., 2], COCO17_FLIP_PERM)
+            meter.update('left_right_swapped_share', swapped.double())
             occluded = kp[..., 2] * (~batch['keypoints_visible']).float()
             meter.update('keypoint_occluded_px', keypoint_error_px(decoded, kp[..., :2], occluded),
                          occluded.sum(1) > 0)

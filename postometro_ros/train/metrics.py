@@ -8,13 +8,16 @@ centring done by the caller (the mesh pelvis comes from a regressor).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.distributed as dist
 
 from postometro_ros.geometry.procrustes import procrustes_align
 
 __all__ = ['procrustes_align', 'center_on_hips', 'mpjpe_mm', 'pa_mpjpe_mm', 'mpvpe_mm',
-           'keypoint_error_px', 'facing_error_deg', 'lateral_width_m', 'RunningMean']
+           'keypoint_error_px', 'left_right_swapped', 'facing_error_deg',
+           'lateral_width_m', 'RunningMean']
 
 HIP_PAIR = (2, 3)  # right_hip, left_hip in J14 (LSP) order
 
@@ -124,6 +127,16 @@ def keypoint_error_px(
         return err.mean(dim=1)
     w = (visible > 0).to(err.dtype)
     return (err * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+
+
+def left_right_swapped(
+    pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, flip_perm: Sequence[int]
+) -> torch.Tensor:
+    """(B,) bool: the prediction is closer to the truth with its left and right keypoints
+    swapped. Near 0 for a network that knows which way people face; near 0.5 for one that
+    cannot tell front from back and places left and right keypoints by chance."""
+    swapped = pred[:, list(flip_perm)]
+    return keypoint_error_px(swapped, gt, visible) < keypoint_error_px(pred, gt, visible)
 
 
 class RunningMean:

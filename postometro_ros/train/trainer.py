@@ -415,6 +415,8 @@ class Trainer:
                 from postometro_ros.train.plots import plot_history
                 plot_history(self.out_dir / 'history.jsonl', self.out_dir / 'history.png')
             barrier()
+        if not metrics:             # a finished run, rerun: report its final evaluation again
+            metrics = self.evaluate()
         if self.writer is not None:
             self.writer.close()
         return metrics

@@ -8,7 +8,8 @@ from scipy.spatial.transform import Rotation
 
 from postometro_ros.geometry.procrustes import similarity_transform
 from postometro_ros.train.metrics import (RunningMean, center_on_hips, keypoint_error_px,
-                                          mpjpe_mm, mpvpe_mm, pa_mpjpe_mm, procrustes_align)
+                                          left_right_swapped, mpjpe_mm, mpvpe_mm, pa_mpjpe_mm,
+                                          procrustes_align)
 
 
 def _scipy_similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -102,6 +103,19 @@ def test_keypoint_error_masks_invisible():
     pred = torch.tensor([[[3.0, 4.0], [100.0, 0.0], [0.0, 0.0]]])
     vis = torch.tensor([[1.0, 0.0, 1.0]])
     assert keypoint_error_px(pred, gt, vis).item() == pytest.approx(2.5)
+
+
+def test_left_right_swap_flags_mirrored_predictions():
+    # a person seen from behind predicted as seen from the front: left and right exchanged
+    gt = torch.tensor([[[0.0, 0.0], [-10.0, 5.0], [10.0, 5.0]]]).repeat(2, 1, 1)
+    pred = gt.clone()
+    pred[1] = gt[1, [0, 2, 1]] + 0.5
+    vis = torch.ones(2, 3)
+    assert left_right_swapped(pred, gt, vis, (0, 2, 1)).tolist() == [False, True]
+    # a hedge that puts both sides on the midline is not counted as swapped
+    hedge = gt.clone()
+    hedge[:, 1:, 0] = 0.0
+    assert not left_right_swapped(hedge, gt, vis, (0, 2, 1)).any()
 
 
 def test_running_mean_weights_by_count():

@@ -53,6 +53,9 @@ def test_kill_and_resume_mid_epoch_gives_identical_weights(tmp_path):
         assert (tmp_path / 'ref' / name).exists()
     saved = load_yaml(tmp_path / 'ref' / 'config.yaml')
     assert from_dict(TrainerConfig, saved['trainer']) == _cfg(tmp_path / 'ref')
+    # rerunning the finished command trains nothing and reports the final evaluation again
+    again = Trainer(_cfg(tmp_path / 'ref'), ToyTask(dropout=0.3))
+    assert again.fit() == pytest.approx({'mse': evals[-1]}) and again.step == 48
 
 
 def test_grad_accumulation_matches_big_batch(tmp_path):
