@@ -71,6 +71,10 @@ def generate_launch_description() -> LaunchDescription:
             'enabled', default_value='true',
             description='Node processes images from the start; false: it starts disabled '
                         'until the ~/enable service (std_srvs/SetBool) is called with true.'),
+        DeclareLaunchArgument(
+            'publish_tf', default_value='true',
+            description='Node broadcasts a REP-155 body frame body_<id> per tracked person on '
+                        '/tf (shown by the RViz TF display); false: no /tf output.'),
         DeclareLaunchArgument('rviz', default_value='true', description='Start RViz.'),
         DeclareLaunchArgument(
             'rviz_config',
@@ -99,6 +103,7 @@ def generate_launch_description() -> LaunchDescription:
             'detection_threshold': ParameterValue(cfg('detection_threshold'),
                                                   value_type=float),
             'enabled': ParameterValue(cfg('enabled'), value_type=bool),
+            'publish_tf': ParameterValue(cfg('publish_tf'), value_type=bool),
         }],
         remappings=[('image', cfg('image_topic')), ('camera_info', cfg('camera_info_topic'))])
 

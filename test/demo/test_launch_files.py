@@ -100,10 +100,15 @@ def test_launch_graph(launch_description):
         assert f"p('{p}'" in source, p
     node_params = set(nodes['postometro'].kwargs['parameters'][1])
     assert node_params == {'checkpoint', 'detector', 'device', 'image_reliability',
-                           'detection_threshold', 'enabled'}
+                           'detection_threshold', 'enabled', 'publish_tf'}
     params_src = (REPO / 'postometro_ros' / 'ros' / 'params.py').read_text()
     for p in node_params:
         assert f"ParamSpec('{p}'" in params_src, p
+    # The body frames are on in the demo (the RViz TF display shows them), typed as a bool.
+    publish_tf = nodes['postometro'].kwargs['parameters'][1]['publish_tf']
+    assert type(publish_tf).__name__ == 'PV' and publish_tf.kwargs['value_type'] is bool
+    assert publish_tf.args[0].args[0] == 'publish_tf'
+    assert args['publish_tf'].kwargs['default_value'] == 'true'
     # RViz gets the shipped config and only starts on request.
     assert nodes['rviz2'].kwargs['arguments'][0] == '-d'
     assert type(nodes['rviz2'].kwargs['condition']).__name__ == 'If'
