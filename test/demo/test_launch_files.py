@@ -127,6 +127,12 @@ def test_rviz_config_matches_topics():
     node_src = (REPO / 'postometro_ros' / 'ros' / 'node.py').read_text()
     for topic in topics:
         assert f"'~/{topic.rsplit('/', 1)[1]}'" in node_src
+    # The body frames of publish_tf (on in the launch file) are shown, without arrows back to
+    # the camera (clutter with several people).
+    tf_displays = [d for d in vm['Displays'] if d['Class'] == 'rviz_default_plugins/TF']
+    assert len(tf_displays) == 1
+    assert tf_displays[0]['Enabled'] is True and tf_displays[0]['Show Axes'] is True
+    assert tf_displays[0]['Show Arrows'] is False
     # The camera source's default frame is the RViz fixed frame.
     assert "'frame_id', 'camera_optical_frame'" in (
         REPO / 'postometro_ros' / 'ros' / 'camera_source.py').read_text()
