@@ -2,16 +2,17 @@
 """``postometro-demo``: the graph of ``launch/demo.launch.py`` in one command, with outputs.
 
 Starts the camera source (``/camera/image``, ``/camera/camera_info``), the ``postometro`` node
-and an MCAP recorder of the node's output topics in one process (one multi-threaded executor:
-the ``launch`` package is not installable here, and one process keeps start-up short on two
-cores). Default input: the synthetic video of this project (several people, object and person
-occlusions, ground truth per frame); default models: the demo checkpoint and the synthetic-world
-YOLO detector under ``models/``. When the demo checkpoint is missing, a randomly initialised
-network of the same architecture is written and used, and every output says UNTRAINED.
+and an MCAP recorder of the node's output topics and its ``/tf`` body frames (``publish_tf``) in
+one process (one multi-threaded executor: the ``launch`` package is not installable here, and
+one process keeps start-up short on two cores). Default input: the synthetic video of this
+project (several people, object and person occlusions, ground truth per frame); default models:
+the demo checkpoint and the synthetic-world YOLO detector under ``models/``. When the demo
+checkpoint is missing, a randomly initialised network of the same architecture is written and
+used, and every output says UNTRAINED.
 
 Outputs (``--out``, default ``outputs/demo``): ``annotated.mp4`` (boxes, ids, joints, meshes),
-``snapshot_*.png`` (meshes overlaid), ``demo.mcap`` (output topics), ``summary.json``; the
-summary is also printed.
+``snapshot_*.png`` (meshes overlaid), ``demo.mcap`` (output topics, ``/tf``), ``summary.json``;
+the summary is also printed.
 """
 
 from __future__ import annotations
@@ -253,6 +254,7 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
     from postometro_ros.ros.camera_source import CameraSourceNode
     from postometro_ros.ros.node import PostometroNode
     from postometro_ros.ros.recorder import McapRecorder, message_class, RecorderNode, type_name
+    from postometro_ros.ros.tf_output import TF_TOPIC
 
     context = rclpy.Context()
     rclpy.init(context=context, args=['--ros-args', '--log-level', args.log_level])
@@ -283,13 +285,17 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
                      Parameter('detection_threshold', value=float(args.threshold)),
                      # The camera publishes reliably; a best-effort reader lost most 0.9 MB
                      # frames here (fragmented samples), see BENCHMARKS.md "Node latency".
-                     Parameter('image_reliability', value='reliable')]
+                     Parameter('image_reliability', value='reliable'),
+                     # REP-155 body_<id> frames on /tf, as in launch/demo.launch.py.
+                     Parameter('publish_tf', value=True)]
         node = PostometroNode(context=context, parameter_overrides=overrides,
                               cli_args=['--ros-args', '-r', 'image:=/camera/image',
                                         '-r', 'camera_info:=/camera/camera_info'])
         topics = {f'{NODE_NS}/{name}': getattr(__import__(mod, fromlist=[cls]), cls)
                   for name, (mod, cls) in _RECORDED.items()
                   if name != 'debug_image' or args.record_debug_image}
+        # /tf is global, not under the node namespace (tf2 convention): the body frames.
+        topics[TF_TOPIC] = message_class('tf2_msgs/msg/TFMessage')
 
         def on_message(topic, data, now_ns):
             if topic.endswith('/humans'):

@@ -44,11 +44,22 @@ def test_demo_command_writes_all_outputs(tmp_path):
 
     with open(out / 'demo.mcap', 'rb') as f:
         counts = {}
+        expected_bodies, tf_children = {}, {}   # image stamp -> body frame names
         for _, channel, _, msg in make_reader(
                 f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
             counts[channel.topic] = counts.get(channel.topic, 0) + 1
             if channel.topic == '/postometro/humans':
                 assert msg.header.frame_id == 'camera_optical_frame'
+                # The node broadcasts body_<id> for each tracked, placed person of the frame
+                # (TRACK_LOST farewells are not people of the frame).
+                expected_bodies[_stamp(msg.header.stamp)] = {
+                    f'body_{h.id}' for h in msg.humans
+                    if h.id and h.translation_source in (1, 2) and h.track_state != 3}
+            if channel.topic == '/tf':
+                stamps = {_stamp(t.header.stamp) for t in msg.transforms}
+                assert len(stamps) == 1, stamps          # one message per processed frame
+                assert {t.header.frame_id for t in msg.transforms} == {'camera_optical_frame'}
+                tf_children[stamps.pop()] = [t.child_frame_id for t in msg.transforms]
             if channel.topic == '/postometro/skeleton_info':
                 assert len(msg.joint_names) == 14
             if channel.topic == '/postometro/mesh_topology':
@@ -58,3 +69,19 @@ def test_demo_command_writes_all_outputs(tmp_path):
     for topic in ('/postometro/skeleton_info', '/postometro/mesh_topology', '/diagnostics',
                   '/camera/camera_info', '/postometro/markers'):
         assert counts.get(topic, 0) >= 1, (topic, counts)
+    # publish_tf is on in the demo: /tf holds the body frames of the ids in ~/humans, per frame.
+    tracked = set().union(*expected_bodies.values())
+    assert tracked, 'no tracked, placed person in ~/humans'
+    assert counts.get('/tf', 0) >= 1 and tf_children, counts
+    for stamp, children in tf_children.items():
+        assert stamp in expected_bodies, 'a /tf stamp that is no ~/humans stamp'
+        assert len(children) == len(set(children))
+        assert set(children) == expected_bodies[stamp], (children, expected_bodies[stamp])
+    # Every frame with a tracked person after the warm-up frame (its /tf may precede discovery
+    # of the publisher, made on first use) has its /tf message.
+    later = [k for k in sorted(expected_bodies)[1:] if expected_bodies[k]]
+    assert later and all(k in tf_children for k in later), (later, sorted(tf_children))
+
+
+def _stamp(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
