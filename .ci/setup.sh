@@ -162,7 +162,8 @@ fi
 # ---------------------------------------------------------------- 4. msg/ -> .venv (plain CMake)
 # Only the pins the generated code depends on (ROS wheels, NumPy headers) trigger a rebuild.
 BUILD_PINS="$(grep -E '^(ros-|catkin-pkg|numpy|setuptools)' "$REPO/.ci/requirements.txt" || true)"
-MSG_HASH="$(sha "$REPO"/msg/*.msg "$REPO/CMakeLists.txt" "$REPO/package.xml" <(echo "$BUILD_PINS"))"
+MSG_HASH="$(sha "$REPO"/msg/*.msg "$REPO/CMakeLists.txt" "$REPO/cmake/pypi_wheel_includes.cmake" \
+  "$REPO/package.xml" <(echo "$BUILD_PINS"))"
 MSG_STAMP="$VENV/.postometro-msg.sha256"
 # The generated Python package goes off sys.path, into $IFACE_DIR/postometro_ros; the repo's
 # postometro_ros/__init__.py adds it to its __path__ through pkgutil.extend_path, which reads
@@ -202,7 +203,7 @@ fi
 TF2_SRC="$REPO/.ci/tf2_msgs"
 TF2_BUILD="$REPO/build/tf2_msgs"
 TF2_HASH="$(sha "$TF2_SRC/msg/TFMessage.msg" "$TF2_SRC/CMakeLists.txt" "$TF2_SRC/package.xml" \
-  <(echo "$BUILD_PINS"))"
+  "$REPO/cmake/pypi_wheel_includes.cmake" <(echo "$BUILD_PINS"))"
 TF2_STAMP="$VENV/.postometro-tf2_msgs.sha256"
 # Where tf2_msgs.msg imports from (empty: nowhere); from / so that no repo path is picked up.
 TF2_FOUND="$(cd / && "$PY" -c 'import os, tf2_msgs.msg as m; print(os.path.dirname(os.path.dirname(os.path.abspath(m.__file__))))' 2>/dev/null || true)"
