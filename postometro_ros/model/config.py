@@ -241,6 +241,14 @@ def _tiny_wide(use_pose_tokens: bool) -> PostoMETROConfig:
                                tiny_cnn_widths=(32, 64, 128, 256), tiny_cnn_blocks=(2, 2, 2, 2))
 
 
+def _tiny_wide_d128(use_pose_tokens: bool) -> PostoMETROConfig:
+    # postometro_tiny_wide with transformers twice as wide (128 / 64): +0.4 M parameters, 10-25 %
+    # more time per CPU training step, 1.5 mm better (BENCHMARKS.md, "Recipe 7").
+    name = 'postometro_tiny_wide_d128' + ('' if use_pose_tokens else '_nopose')
+    return dataclasses.replace(_tiny_wide(use_pose_tokens), name=name, model_dim_1=128,
+                               model_dim_2=64, feedforward_dim_1=256, feedforward_dim_2=128)
+
+
 def _build_registry() -> dict[str, PostoMETROConfig]:
     configs = {}
     for size in ('S', 'M', 'L'):
@@ -249,7 +257,7 @@ def _build_registry() -> dict[str, PostoMETROConfig]:
                 cfg = _official(size, backbone, pose)
                 configs[cfg.name] = cfg
     for pose in (True, False):
-        for cfg in (_tiny(pose), _tiny_wide(pose)):
+        for cfg in (_tiny(pose), _tiny_wide(pose), _tiny_wide_d128(pose)):
             configs[cfg.name] = cfg
     return configs
 

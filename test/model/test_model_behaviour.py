@@ -429,3 +429,16 @@ def test_tiny_wide_has_the_wider_cnn_and_the_same_transformers(topology):
                       if not k.startswith(('backbone.', 'conv_1x1.weight'))}
     with torch.inference_mode():
         assert wide(_images(2)).vertices_fine.shape == tiny(_images(2)).vertices_fine.shape
+
+
+def test_tiny_wide_d128_widens_only_the_transformers(topology):
+    wide = _tiny(topology, name='postometro_tiny_wide').eval()
+    d128 = _tiny(topology, name='postometro_tiny_wide_d128').eval()
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(d128.backbone) == count(wide.backbone)
+    assert d128.conv_1x1.out_channels == 128 and d128.xyz_regressor.in_features == 64
+    assert d128.transformer_1.encoder.layers[0].linear1.out_features == 256
+    with torch.inference_mode():
+        out = d128(_images(2), return_keypoints_2d=True)
+    assert out.vertices_fine.shape == wide(_images(2)).vertices_fine.shape
+    assert torch.isfinite(out.joints_3d).all()
