@@ -33,6 +33,10 @@ def _tiny(topology, name='postometro_tiny', seed=0, **overrides):
     return build_model(postometro_config(name, **overrides), topology)
 
 
+def _num_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
 def _images(batch, size=SIZE, seed=1):
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
@@ -417,8 +421,7 @@ def test_pct_alias_and_classifier_targets():
 
 def test_tiny_wide_has_the_wider_cnn_and_the_same_transformers(topology):
     tiny, wide = _tiny(topology).eval(), _tiny(topology, name='postometro_tiny_wide').eval()
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(wide.backbone) == 2_798_880 and count(tiny.backbone) == 309_456
+    assert _num_params(wide.backbone) == 2_798_880 and _num_params(tiny.backbone) == 309_456
     assert [len(s) for s in (wide.backbone.layer1, wide.backbone.layer2, wide.backbone.layer3,
                              wide.backbone.layer4)] == [2, 2, 2, 2]
     assert wide.conv_1x1.in_channels == wide.cfg.backbone_channels == 256
@@ -434,8 +437,7 @@ def test_tiny_wide_has_the_wider_cnn_and_the_same_transformers(topology):
 def test_tiny_wide_d128_widens_only_the_transformers(topology):
     wide = _tiny(topology, name='postometro_tiny_wide').eval()
     d128 = _tiny(topology, name='postometro_tiny_wide_d128').eval()
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(d128.backbone) == count(wide.backbone)
+    assert _num_params(d128.backbone) == _num_params(wide.backbone)
     assert d128.conv_1x1.out_channels == 128 and d128.xyz_regressor.in_features == 64
     assert d128.transformer_1.encoder.layers[0].linear1.out_features == 256
     with torch.inference_mode():
