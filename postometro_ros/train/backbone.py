@@ -5,9 +5,9 @@ The paper fine-tunes backbones that were pretrained elsewhere: ImageNet ResNet-5
 COCO-keypoint HRNet-W48, and PCT's heatmap-pretrained Swin. None of those weights can be
 downloaded here, so this stage plays their part on our own data: the backbone PostoMETRO or PCT
 will use learns COCO-17 keypoint heatmaps of the synthetic crops through a SimpleBaseline head
-(three stride-2 deconvolutions from stride 32 to stride 4, then a 1x1 convolution). The head is
-thrown away; ``task.model.backbone_weights`` (mesh stage) and ``task.backbone_weights``
-(classifier stage) load the backbone from the exported file with
+(stride-2 deconvolutions from the backbone's stride, 32 or 16, to stride 4, then a 1x1
+convolution). The head is thrown away; ``task.model.backbone_weights`` (mesh stage) and
+``task.backbone_weights`` (classifier stage) load the backbone from the exported file with
 :func:`~postometro_ros.model.checkpoint.load_backbone_weights`, which drops the head keys.
 
 The loss is a cross-entropy between the spatial softmax of each predicted map and the normalised
@@ -43,11 +43,14 @@ __all__ = ['BackboneTaskConfig', 'HeatmapModule', 'BackboneTask', 'build_image_b
 HEATMAP_STRIDE = 4
 
 
-def build_image_backbone(model: str, image_size: int) -> nn.Module:
+def build_image_backbone(model: str, image_size: int, stride: int = 32) -> nn.Module:
     """The image backbone of a PostoMETRO config ('postometro_tiny', ...) or a PCT config's
-    Swin."""
+    Swin (stride 32 only)."""
     if model in list_configs():
-        return build_backbone(postometro_config(model, image_size=image_size))
+        return build_backbone(postometro_config(model, image_size=image_size,
+                                                backbone_stride=stride))
+    if stride != 32:
+        raise ValueError(f'{model}: only the ResNet-style PostoMETRO backbones have stride 16')
     try:
         return SwinV2(pct_config(model, image_size=image_size).backbone)
     except KeyError:
@@ -86,7 +89,10 @@ class BackboneTaskConfig:
     """PostoMETRO config (its CNN) or PCT config (its Swin) whose backbone is trained."""
     image_size: int = 128
     head_channels: int = 64
-    """Width of the three deconvolution layers (SimpleBaseline: 256)."""
+    """Width of the deconvolution layers (SimpleBaseline: 256)."""
+    backbone_stride: int = 32
+    """32, or 16 for a dilated last stage (``task.model.backbone_stride`` of the mesh stage,
+    which must match); the head has one deconvolution per halving down to stride 4."""
     sigma: float = 1.5
     """Gaussian sigma in heatmap pixels (stride 4)."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -103,9 +109,9 @@ class HeatmapModule(nn.Module):
     def __init__(self, cfg: BackboneTaskConfig, num_keypoints: int = 17) -> None:
         super().__init__()
         self.cfg = cfg
-        self.backbone = build_image_backbone(cfg.model, cfg.image_size)
+        self.backbone = build_image_backbone(cfg.model, cfg.image_size, cfg.backbone_stride)
         layers, width = [], self.backbone.out_channels
-        for _ in range(3):                                                   # stride 32 -> 4
+        for _ in range(cfg.backbone_stride.bit_length() - HEATMAP_STRIDE.bit_length()):  # -> 4
             layers += [nn.ConvTranspose2d(width, cfg.head_channels, 4, 2, 1, bias=False),
                        nn.BatchNorm2d(cfg.head_channels), nn.ReLU(inplace=True)]
             width = cfg.head_channels
@@ -180,4 +186,5 @@ class BackboneTask:
     def export(self, module: nn.Module, path: Path, provenance: dict[str, Any]) -> Path:
         return save_state_dict(path, module.state_dict(), {
             'format': 'postometro_ros.backbone', 'model': self.cfg.model,
+            'backbone_stride': self.cfg.backbone_stride,
             'image_size': self.cfg.image_size, 'provenance': provenance})

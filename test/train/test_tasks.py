@@ -198,6 +198,23 @@ def test_heatmap_targets_decode_back_to_the_keypoints():
     assert err[inside].max() < 1.0 * HEATMAP_STRIDE            # a Gaussian cut by the border
 
 
+def test_stride16_backbone_has_a_shorter_head_and_loads_into_a_stride16_mesh(body_dir, tmp_path):
+    from postometro_ros.train.backbone import BackboneTask, BackboneTaskConfig, HeatmapModule
+    task = BackboneTask(BackboneTaskConfig(image_size=SIZE, backbone_stride=16))
+    module = task.build_module()
+    assert module.heatmaps(torch.zeros(2, 3, SIZE, SIZE)).shape == (2, 17, SIZE // 4, SIZE // 4)
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in module.deconv_layers) == 2
+    path = task.export(module, tmp_path / 'bb16.safetensors', {})
+    net = MeshTask(MeshTaskConfig(
+        model=MeshModelConfig(image_size=SIZE, use_pose_tokens=False, backbone_stride=16,
+                              backbone_weights=str(path)),
+        body_assets=str(body_dir))).build_module().model
+    assert all(torch.equal(v, module.backbone.state_dict()[k])
+               for k, v in net.backbone.state_dict().items())
+    with pytest.raises(ValueError, match='stride 16'):
+        HeatmapModule(BackboneTaskConfig(model='pct_tiny', image_size=SIZE, backbone_stride=16))
+
+
 @pytest.mark.parametrize('model', ['postometro_tiny', 'pct_tiny'])
 def test_backbone_stage_learns_and_initialises_the_next_stage(model, data_root, body_dir,
                                                               tmp_path):
