@@ -33,12 +33,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from postometro_ros.body.joints import J24_TO_J14
+from postometro_ros.body.joints import COCO17_FLIP_PERM, COCO17_NAMES, J24_TO_J14
 from postometro_ros.data.datasets import MeshDataset, collate_samples
 from postometro_ros.geometry.crop import crop_px_to_normalized
 from postometro_ros.train.backbone import (HEATMAP_STRIDE, BackboneTaskConfig, HeatmapModule,
                                            decode_heatmaps)
-from postometro_ros.train.metrics import center_on_hips, keypoint_error_px, mpjpe_mm, pa_mpjpe_mm
+from postometro_ros.train.metrics import (center_on_hips, left_right_swapped, mpjpe_mm,
+                                          pa_mpjpe_mm)
 
 __all__ = ['LiftingConfig', 'Lifter', 'load_pairs', 'read_keypoints', 'lifting_bound', 'main']
 
@@ -189,16 +190,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     for path in args.heatmaps:
         read_train = read_keypoints(path, train_yaml, args.max_train)
         read_test = read_keypoints(path, test_yaml)
-        error = float(keypoint_error_px(read_test, test_2d).mean())
+        per_keypoint = torch.linalg.vector_norm(read_test - test_2d, dim=-1).mean(0)  # (17,)
+        swapped = left_right_swapped(read_test, test_2d, torch.ones(test_2d.shape[:2]),
+                                     COCO17_FLIP_PERM)
         name = f'2D read by the stage-0 network {Path(path).name}'
-        rows.append({'input': name, 'input_error_px': error, **lifting_bound(
-            read_train, train_3d, read_test, test_3d, 0.0, cfg, desc=name)})
+        rows.append({'input': name, 'reader': Path(path).name,
+                     'input_error_px': float(per_keypoint.mean()),
+                     'per_keypoint_px': dict(zip(COCO17_NAMES, per_keypoint.tolist())),
+                     'left_right_swapped_share': float(swapped.double().mean()),
+                     **lifting_bound(read_train, train_3d, read_test, test_3d, 0.0, cfg,
+                                     desc=name)})
     print(f'| 2D input of the lifter ({args.test_split}, {len(test_3d)} crops) '
           f'| its mean 2D error, px | PA-MPJPE mm | MPJPE mm |')
     print('|---|---|---|---|')
     for r in rows:
         print(f"| {r['input']} | {r['input_error_px']:.2f} | {r['pa_mpjpe']:.1f} "
               f"| {r['mpjpe']:.1f} |")
+    readers = [r for r in rows if 'per_keypoint_px' in r]
+    if readers:
+        print('\n| keypoint | ' + ' | '.join(f'{r["reader"]}, px' for r in readers) + ' |')
+        print('|---' * (len(readers) + 1) + '|')
+        for name in COCO17_NAMES:
+            print(f'| {name} | ' + ' | '.join(f'{r["per_keypoint_px"][name]:.1f}' for r in readers)
+                  + ' |')
+        print('| crops fitting better with left and right swapped | '
+              + ' | '.join(f'{r["left_right_swapped_share"]:.2f}' for r in readers) + ' |')
     if args.json:
         Path(args.json).write_text(json.dumps({'config': asdict(cfg), 'rows': rows}, indent=2))
 
