@@ -36,12 +36,12 @@ from tqdm import tqdm
 from postometro_ros.body.joints import COCO17_FLIP_PERM, COCO17_NAMES, J24_TO_J14
 from postometro_ros.data.datasets import MeshDataset, collate_samples
 from postometro_ros.geometry.crop import crop_px_to_normalized
-from postometro_ros.train.backbone import (HEATMAP_STRIDE, BackboneTaskConfig, HeatmapModule,
-                                           decode_heatmaps)
+from postometro_ros.train.backbone import BackboneTaskConfig, HeatmapModule
 from postometro_ros.train.metrics import (center_on_hips, left_right_swapped, mpjpe_mm,
                                           pa_mpjpe_mm)
 
-__all__ = ['LiftingConfig', 'Lifter', 'load_pairs', 'read_keypoints', 'lifting_bound', 'main']
+__all__ = ['LiftingConfig', 'Lifter', 'load_pairs', 'load_heatmap_reader', 'read_keypoints',
+           'lifting_bound', 'main']
 
 CROP_PX = 128  # crop side of the 2D input (the demo network's input size)
 
@@ -94,29 +94,32 @@ def load_pairs(yaml_path: str | Path, max_samples: int = 0) -> tuple[torch.Tenso
     return keypoints, center_on_hips(joints_3d)
 
 
-@torch.no_grad()
-def read_keypoints(heatmaps_path: str | Path, yaml_path: str | Path, max_samples: int = 0,
-                   batch_size: int = 64) -> torch.Tensor:
-    """COCO keypoints (N, 17, 2), crop px, that a stage-0 heatmap network reads from the crops."""
+def load_heatmap_reader(path: str | Path) -> HeatmapModule:
+    """The stage-0 heatmap network of a ``postometro-train backbone`` export (128 px crops)."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
-    with safe_open(str(heatmaps_path), 'pt') as f:
+    with safe_open(str(path), 'pt') as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
-    if meta.get('format') != 'postometro_ros.backbone' or meta.get('image_size') != CROP_PX:
-        raise ValueError(f'{heatmaps_path}: not a {CROP_PX} px stage-0 export of '
-                         f'postometro-train backbone')
+        if meta.get('format') != 'postometro_ros.backbone' or meta.get('image_size') != CROP_PX:
+            raise ValueError(f'{path}: not a {CROP_PX} px stage-0 export of '
+                             f'postometro-train backbone')
+        state_dict = {k: f.get_tensor(k) for k in f.keys()}
     module = HeatmapModule(BackboneTaskConfig(
         model=meta['model'], image_size=CROP_PX, backbone_stride=meta.get('backbone_stride', 32)))
-    module.load_state_dict(load_file(str(heatmaps_path)))
-    module.eval()
+    module.load_state_dict(state_dict)
+    return module.eval()
+
+
+@torch.no_grad()
+def read_keypoints(reader: HeatmapModule, yaml_path: str | Path, max_samples: int = 0,
+                   batch_size: int = 64) -> torch.Tensor:
+    """COCO keypoints (N, 17, 2), crop px, that a stage-0 heatmap network reads from the crops."""
     data = MeshDataset([yaml_path], image_size=CROP_PX, max_samples=max_samples)
     out = []
-    for start in tqdm(range(0, len(data), batch_size), desc=f'2D, {Path(heatmaps_path).name}'):
+    for start in tqdm(range(0, len(data), batch_size), desc=f'2D, {Path(yaml_path).stem}'):
         stop = min(start + batch_size, len(data))
         batch = collate_samples([data[i] for i in range(start, stop)])
-        decoded = decode_heatmaps(module.heatmaps(batch['image']).float())   # heatmap px
-        out.append((decoded + 0.5) * HEATMAP_STRIDE - 0.5)                    # crop px
+        out.append(reader.keypoints(batch['image']))
     return torch.cat(out)
 
 
@@ -188,8 +191,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows.append({'input': name, 'input_error_px': noise, **lifting_bound(
             train_2d, train_3d, test_2d, test_3d, noise, cfg, desc=name)})
     for path in args.heatmaps:
-        read_train = read_keypoints(path, train_yaml, args.max_train)
-        read_test = read_keypoints(path, test_yaml)
+        reader = load_heatmap_reader(path)
+        read_train = read_keypoints(reader, train_yaml, args.max_train)
+        read_test = read_keypoints(reader, test_yaml)
         per_keypoint = torch.linalg.vector_norm(read_test - test_2d, dim=-1).mean(0)  # (17,)
         swapped = left_right_swapped(read_test, test_2d, torch.ones(test_2d.shape[:2]),
                                      COCO17_FLIP_PERM)

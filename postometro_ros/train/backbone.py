@@ -122,6 +122,11 @@ class HeatmapModule(nn.Module):
         """(B, 3, S, S) -> (B, K, S/4, S/4)."""
         return self.final_layer(self.deconv_layers(self.backbone(images)))
 
+    def keypoints(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, K, 2) keypoints decoded from the heatmaps, in crop pixels."""
+        decoded = decode_heatmaps(self.heatmaps(images).float())           # heatmap pixels
+        return (decoded + 0.5) * HEATMAP_STRIDE - 0.5
+
     def targets(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Target heatmaps (B, K, h, h) and per-keypoint weights (B, K) from crop-px keypoints:
         labelled keypoints inside the crop count, occluded or not."""
@@ -173,8 +178,7 @@ class BackboneTask:
         for batch in loader:
             batch = move_to_device(batch, device)
             kp = batch['keypoints']
-            decoded = (decode_heatmaps(module.heatmaps(batch['image']).float()) + 0.5) \
-                * HEATMAP_STRIDE - 0.5
+            decoded = module.keypoints(batch['image'])
             meter.update('keypoint_px', keypoint_error_px(decoded, kp[..., :2], kp[..., 2]))
             swapped = left_right_swapped(decoded, kp[..., :2], kp[..., 2], COCO17_FLIP_PERM)
             meter.update('left_right_swapped_share', swapped.double())

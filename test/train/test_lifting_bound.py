@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from postometro_ros.bench.lifting_bound import (CROP_PX, LiftingConfig, _noisy, lifting_bound,
-                                                load_pairs, read_keypoints)
+                                                load_heatmap_reader, load_pairs, read_keypoints)
 from postometro_ros.train.backbone import BackboneTask, BackboneTaskConfig
 from postometro_ros.train.metrics import pa_mpjpe_mm
 
@@ -42,10 +42,10 @@ def test_lifter_learns_the_pairs_it_is_trained_on():
 def test_reads_keypoints_with_a_stage0_export_and_refuses_other_files(tmp_path):
     task = BackboneTask(BackboneTaskConfig(model='postometro_tiny', image_size=CROP_PX))
     export = task.export(task.build_module(), tmp_path / 'stage0.safetensors', {})
-    read = read_keypoints(export, SUBSET, max_samples=8)
+    read = read_keypoints(load_heatmap_reader(export), SUBSET, max_samples=8)
     assert read.shape == (8, 17, 2)
     assert read.min() >= -0.5 and read.max() <= CROP_PX - 0.5   # heatmap cells inside the crop
     other = BackboneTask(BackboneTaskConfig(model='postometro_tiny', image_size=96))
     wrong_size = other.export(other.build_module(), tmp_path / 'stage0_96.safetensors', {})
     with pytest.raises(ValueError, match='stage-0 export'):
-        read_keypoints(wrong_size, SUBSET)
+        load_heatmap_reader(wrong_size)
