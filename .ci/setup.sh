@@ -113,12 +113,22 @@ if [ ! -e /usr/share/glvnd/egl_vendor.d/50_mesa.json ] && ! has_lib libEGL_mesa.
   APT+=(libegl-mesa0 libgl1-mesa-dri)
 fi
 
+# A new .venv takes about 6.4 GB; a full disk otherwise fails deep inside venv's ensurepip.
+if [ ! -x "$VENV/bin/python" ]; then
+  FREE_MB="$(df -Pm "$REPO" | awk 'NR == 2 { print $4 }')"
+  if [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt 8192 ]; then
+    MISSING+=("8 GB of free disk space for .venv (PyTorch, ROS 2 and ultralytics wheels); $FREE_MB MB free on the disk of $REPO")
+  fi
+fi
+
 if [ "${#MISSING[@]}" -gt 0 ]; then
   {
     echo "setup.sh: ERROR: missing prerequisites:"
     for m in "${MISSING[@]}"; do echo "  - $m"; done
-    echo "Install them (Debian/Ubuntu) with:"
-    echo "  sudo apt-get update && sudo apt-get install -y $(printf '%s\n' "${APT[@]}" | sort -u | tr '\n' ' ')"
+    if [ "${#APT[@]}" -gt 0 ]; then
+      echo "Install them (Debian/Ubuntu) with:"
+      echo "  sudo apt-get update && sudo apt-get install -y $(printf '%s\n' "${APT[@]}" | sort -u | tr '\n' ' ')"
+    fi
   } >&2
   exit 1
 fi

@@ -74,3 +74,21 @@ def test_ci_run_fails_when_no_tests_ran(repo_root):
                           env=dict(os.environ, POSTOMETRO_CI_SKIP_SETUP='1'))
     assert proc.returncode == 1
     assert 'no tests were collected' in proc.stderr
+
+
+def test_full_disk_is_named_before_a_new_venv(repo_root, tmp_path):
+    # A full disk used to fail inside venv's ensurepip with no hint (CI, 2026-11-28).
+    (tmp_path / 'repo' / '.ci').mkdir(parents=True)
+    script = tmp_path / 'repo' / '.ci' / 'setup.sh'
+    shutil.copy(repo_root / '.ci' / 'setup.sh', script)
+    bin_dir = Path(_path_without(tmp_path, 'df'))
+    fake = bin_dir / 'df'
+    fake.write_text('#!/bin/sh\necho "Filesystem 1048576-blocks Used Available Capacity Mounted on"\n'
+                    'echo "/dev/vda 258048 257848 200 100% /"\n')
+    fake.chmod(0o755)
+    proc = _run(script, str(bin_dir))
+    assert proc.returncode == 1
+    assert '8 GB of free disk space for .venv' in proc.stderr
+    assert '200 MB free' in proc.stderr
+    assert 'apt-get' not in proc.stderr
+    assert not (tmp_path / 'repo' / '.venv').exists()
