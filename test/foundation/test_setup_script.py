@@ -83,7 +83,8 @@ def test_full_disk_is_named_before_a_new_venv(repo_root, tmp_path):
     shutil.copy(repo_root / '.ci' / 'setup.sh', script)
     bin_dir = Path(_path_without(tmp_path, 'df'))
     fake = bin_dir / 'df'
-    fake.write_text('#!/bin/sh\necho "Filesystem 1048576-blocks Used Available Capacity Mounted on"\n'
+    fake.write_text('#!/bin/sh\n'
+                    'echo "Filesystem 1048576-blocks Used Available Capacity Mounted on"\n'
                     'echo "/dev/vda 258048 257848 200 100% /"\n')
     fake.chmod(0o755)
     proc = _run(script, str(bin_dir))
