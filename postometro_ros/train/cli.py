@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from typing import Any
 
@@ -30,7 +32,7 @@ from postometro_ros.train.config import apply_overrides, from_dict, load_yaml
 from postometro_ros.train.distributed import cleanup_distributed, init_distributed
 from postometro_ros.train.trainer import Trainer, TrainerConfig
 
-__all__ = ['main', 'build_task']
+__all__ = ['main', 'build_task', 'rerun_command']
 
 
 def build_task(stage: str, task_cfg: dict[str, Any]):
@@ -50,6 +52,22 @@ def build_task(stage: str, task_cfg: dict[str, Any]):
     raise ValueError(f'unknown stage {stage!r}')
 
 
+def rerun_command(argv: list[str], env: dict[str, str] | None = None) -> str:
+    """The shell command that reruns this training, recorded in the exported checkpoint.
+
+    Under torchrun (its ``LOCAL_WORLD_SIZE``/``GROUP_WORLD_SIZE`` in ``env``) it is the torchrun
+    line with the same process count, since the global batch and thus the result depend on it.
+    """
+    env = os.environ if env is None else env
+    args = shlex.join(argv)
+    if 'LOCAL_WORLD_SIZE' not in env:
+        return f'postometro-train {args}'
+    nodes = int(env.get('GROUP_WORLD_SIZE', '1'))
+    where = '--standalone' if nodes == 1 else f'--nnodes {nodes} --rdzv-endpoint <host:port>'
+    return (f'torchrun {where} --nproc_per_node {env["LOCAL_WORLD_SIZE"]} '
+            f'-m postometro_ros.train.cli {args}')
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog='postometro-train', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                    help='override, e.g. trainer.epochs=3 or task.losses.vertices=500')
     p.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
+    argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -74,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trainer = Trainer(trainer_cfg, task, dist_info)
         metrics = trainer.fit()
-        provenance = {'stage': args.stage, 'command': ' '.join(sys.argv),
+        provenance = {'stage': args.stage, 'command': rerun_command(argv),
                       'seed': trainer_cfg.seed, 'steps': trainer.step,
                       'data': task.cfg.data.root, 'best_eval': trainer.best,
                       'config': {'trainer': data.get('trainer', {}), 'task': task.config_dict()}}
