@@ -36,7 +36,7 @@ from tqdm import tqdm
 from postometro_ros.body.joints import COCO17_FLIP_PERM, COCO17_NAMES, J24_TO_J14
 from postometro_ros.data.datasets import MeshDataset, collate_samples
 from postometro_ros.geometry.crop import crop_px_to_normalized
-from postometro_ros.train.backbone import BackboneTaskConfig, HeatmapModule
+from postometro_ros.train.backbone import BackboneTaskConfig, HeatmapModule, read_heatmap_export
 from postometro_ros.train.metrics import (center_on_hips, left_right_swapped, mpjpe_mm,
                                           pa_mpjpe_mm)
 
@@ -96,14 +96,10 @@ def load_pairs(yaml_path: str | Path, max_samples: int = 0) -> tuple[torch.Tenso
 
 def load_heatmap_reader(path: str | Path) -> HeatmapModule:
     """The stage-0 heatmap network of a ``postometro-train backbone`` export (128 px crops)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), 'pt') as f:
-        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
-        if meta.get('format') != 'postometro_ros.backbone' or meta.get('image_size') != CROP_PX:
-            raise ValueError(f'{path}: not a {CROP_PX} px stage-0 export of '
-                             f'postometro-train backbone')
-        state_dict = {k: f.get_tensor(k) for k in f.keys()}
+    state_dict, meta = read_heatmap_export(path)
+    if meta.get('image_size') != CROP_PX:
+        raise ValueError(f'{path}: a stage-0 export for {meta.get("image_size")} px crops, '
+                         f'not {CROP_PX}')
     module = HeatmapModule(BackboneTaskConfig(
         model=meta['model'], image_size=CROP_PX, backbone_stride=meta.get('backbone_stride', 32)))
     module.load_state_dict(state_dict)

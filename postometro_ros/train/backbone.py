@@ -18,6 +18,7 @@ joints, which is what the pose and mesh heads need from it.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,9 @@ class BackboneTaskConfig:
     which must match); the head has one deconvolution per halving down to stride 4."""
     sigma: float = 1.5
     """Gaussian sigma in heatmap pixels (stride 4)."""
+    init_weights: str = ''
+    """A stage-0 export of the same model, stride and image size to continue from (backbone
+    and head); empty: random initialisation."""
     data: DataConfig = field(default_factory=DataConfig)
     export: str = 'runs/backbone.safetensors'
 
@@ -146,6 +150,17 @@ class HeatmapModule(nn.Module):
         return {'loss': heatmap, 'heatmap': heatmap}
 
 
+def read_heatmap_export(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a ``postometro-train backbone`` export; refuses other files."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), 'pt') as f:
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+        if meta.get('format') != 'postometro_ros.backbone':
+            raise ValueError(f'{path}: not a stage-0 export of postometro-train backbone')
+        return {k: f.get_tensor(k) for k in f.keys()}, meta
+
+
 class BackboneTask:
     """Stage 0 for the :class:`~postometro_ros.train.trainer.Trainer`."""
 
@@ -159,7 +174,17 @@ class BackboneTask:
         return to_dict(self.cfg)
 
     def build_module(self) -> nn.Module:
-        return HeatmapModule(self.cfg)
+        module = HeatmapModule(self.cfg)
+        if self.cfg.init_weights:
+            state_dict, meta = read_heatmap_export(self.cfg.init_weights)
+            expected = {'model': self.cfg.model, 'image_size': self.cfg.image_size,
+                        'backbone_stride': self.cfg.backbone_stride}
+            found = {k: meta.get(k, 32 if k == 'backbone_stride' else None) for k in expected}
+            if found != expected:
+                raise ValueError(f'{self.cfg.init_weights}: a stage-0 export of {found}, '
+                                 f'this stage 0 trains {expected}')
+            module.load_state_dict(state_dict)
+        return module
 
     def build_datasets(self) -> tuple[Dataset, Dataset | None]:
         size = self.cfg.image_size

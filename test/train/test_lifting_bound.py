@@ -47,5 +47,5 @@ def test_reads_keypoints_with_a_stage0_export_and_refuses_other_files(tmp_path):
     assert read.min() >= -0.5 and read.max() <= CROP_PX - 0.5   # heatmap cells inside the crop
     other = BackboneTask(BackboneTaskConfig(model='postometro_tiny', image_size=96))
     wrong_size = other.export(other.build_module(), tmp_path / 'stage0_96.safetensors', {})
-    with pytest.raises(ValueError, match='stage-0 export'):
+    with pytest.raises(ValueError, match='96 px crops, not 128'):
         load_heatmap_reader(wrong_size)

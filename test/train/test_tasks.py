@@ -2,6 +2,7 @@
 """Training stages on a tiny labelled set made from the procedural body: GT consistency, losses,
 the tokenizer's pixel fold, and tokenizer -> classifier -> PostoMETRO -> evaluation end to end."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from postometro_ros.train.trainer import OptimConfig, Trainer, TrainerConfig
 
 SIZE = 64
 STEPS = 60
+MODELS = Path(__file__).resolve().parents[2] / 'models'
 
 
 @pytest.fixture(scope='module')
@@ -213,6 +215,23 @@ def test_stride16_backbone_has_a_shorter_head_and_loads_into_a_stride16_mesh(bod
                for k, v in net.backbone.state_dict().items())
     with pytest.raises(ValueError, match='stride 16'):
         HeatmapModule(BackboneTaskConfig(model='pct_tiny', image_size=SIZE, backbone_stride=16))
+
+
+def test_backbone_stage_continues_from_its_own_export_only(tmp_path):
+    from postometro_ros.train.backbone import BackboneTask, BackboneTaskConfig
+    first = BackboneTask(BackboneTaskConfig(image_size=SIZE))
+    trained = first.build_module()
+    path = first.export(trained, tmp_path / 'bb.safetensors', {})
+    again = BackboneTask(BackboneTaskConfig(image_size=SIZE, init_weights=str(path)))
+    state = again.build_module().state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in trained.state_dict().items())
+    wider = BackboneTask(BackboneTaskConfig(model='postometro_tiny_wide', image_size=SIZE,
+                                            init_weights=str(path)))
+    with pytest.raises(ValueError, match='postometro_tiny_wide'):
+        wider.build_module()
+    not_stage0 = str(MODELS / 'pct_tiny_synth.safetensors')
+    with pytest.raises(ValueError, match='not a stage-0 export'):
+        BackboneTask(BackboneTaskConfig(image_size=SIZE, init_weights=not_stage0)).build_module()
 
 
 @pytest.mark.parametrize('model', ['postometro_tiny', 'pct_tiny'])
