@@ -63,7 +63,7 @@ def rerun_command(argv: list[str], env: dict[str, str] | None = None) -> str:
     if 'LOCAL_WORLD_SIZE' not in env:
         return f'postometro-train {args}'
     nodes = int(env.get('GROUP_WORLD_SIZE', '1'))
-    where = '--standalone' if nodes == 1 else f'--nnodes {nodes} --rdzv-endpoint <host:port>'
+    where = '--standalone' if nodes == 1 else f'--nnodes {nodes} --rdzv_endpoint <host:port>'
     return (f'torchrun {where} --nproc_per_node {env["LOCAL_WORLD_SIZE"]} '
             f'-m postometro_ros.train.cli {args}')
 
