@@ -101,7 +101,7 @@ def load_heatmap_reader(path: str | Path) -> HeatmapModule:
         raise ValueError(f'{path}: a stage-0 export for {meta.get("image_size")} px crops, '
                          f'not {CROP_PX}')
     module = HeatmapModule(BackboneTaskConfig(
-        model=meta['model'], image_size=CROP_PX, backbone_stride=meta.get('backbone_stride', 32)))
+        model=meta['model'], image_size=CROP_PX, backbone_stride=meta['backbone_stride']))
     module.load_state_dict(state_dict)
     return module.eval()
 

@@ -151,13 +151,15 @@ class HeatmapModule(nn.Module):
 
 
 def read_heatmap_export(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and metadata of a ``postometro-train backbone`` export; refuses other files."""
+    """Tensors and metadata of a ``postometro-train backbone`` export; refuses other files.
+    Exports written before ``backbone_stride`` existed are stride 32."""
     from safetensors import safe_open
 
     with safe_open(str(path), 'pt') as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
         if meta.get('format') != 'postometro_ros.backbone':
             raise ValueError(f'{path}: not a stage-0 export of postometro-train backbone')
+        meta.setdefault('backbone_stride', 32)
         return {k: f.get_tensor(k) for k in f.keys()}, meta
 
 
@@ -179,7 +181,7 @@ class BackboneTask:
             state_dict, meta = read_heatmap_export(self.cfg.init_weights)
             expected = {'model': self.cfg.model, 'image_size': self.cfg.image_size,
                         'backbone_stride': self.cfg.backbone_stride}
-            found = {k: meta.get(k, 32 if k == 'backbone_stride' else None) for k in expected}
+            found = {k: meta.get(k) for k in expected}
             if found != expected:
                 raise ValueError(f'{self.cfg.init_weights}: a stage-0 export of {found}, '
                                  f'this stage 0 trains {expected}')
