@@ -8,7 +8,10 @@ the surface it sees, so the refinement compares that with the predicted mesh:
 1. select the person's torso vertices on the side facing the camera (see
    :func:`torso_vertex_mask` for why vertices and why the torso);
 2. project them with ``K`` at the current placement and read the depth image at those pixels,
-   inside the person's detector box; 0, NaN and inf are invalid;
+   inside the person's detector box; 0, NaN and inf are invalid. The network's root pixel can
+   be off by a good part of a narrow torso, so a footprint whose samples do not agree on one
+   surface is first shifted (up to 6 % of the box height, at a cost per pixel) to where most of
+   the whole body's samples agree with the torso's;
 3. residual per sample = measured depth - depth of the predicted mesh's nearest surface at that
    pixel (a z-buffer of the camera-facing vertices in cells of 3 cm, so a predicted arm in
    front of the chest counts as the arm); a robust centre (median, then the median of the
@@ -31,10 +34,11 @@ moves the person by more than ``max_rel_change`` of the focal depth (``implausib
 the body-size prior can be wrong). Limits: if an occluder covers more than about half of the
 visible torso it can win the median (a pillar in front of a person whose focal depth happens
 to match the pillar's is taken for the person); only the depth is corrected, not the network's
-2D root position, so when that is off by a good part of the torso width (people seen from the
-side are narrow) the samples partly miss the torso; a depth image that is not registered to
-the colour image samples the wrong pixels (the node refuses one of another size, not a shifted
-one).
+2D root position (the footprint shift is used for sampling only: it is often along the torso,
+where it says nothing about the root); the predicted torso's tilt towards the camera carries
+into the depth (a torso pitched 20 degrees too far puts its chest about 8 cm off); a depth
+image that is not registered to the colour image samples the wrong pixels (the node refuses
+one of another size, not a shifted one).
 """
 from __future__ import annotations
 
@@ -53,6 +57,8 @@ DEPTH_FALLBACK_REASONS: tuple[str, ...] = (
 
 # LSP-14 joint indices (body.joints.J14_NAMES).
 _R_HIP, _L_HIP, _R_SHOULDER, _L_SHOULDER = 2, 3, 8, 9
+# Whole-body samples that score a footprint shift (a subsample of the facing vertices).
+_BODY_SAMPLES = 600
 _ARM_SEGMENTS = ((8, 7), (7, 6), (9, 10), (10, 11))   # shoulder-elbow, elbow-wrist per side
 
 
@@ -74,6 +80,17 @@ class DepthConfig:
         max_iterations: resampling rounds (each at the refined placement).
         cell_m: cell size, metres at the person's depth, of the predicted mesh's z-buffer
             (nearest predicted surface per cell); 0 compares with each torso vertex itself.
+        offset_search_frac: largest image shift of the torso footprint that is tried, as a
+            fraction of the box height (6 %: about a third of a torso's width).
+        offset_search_steps: shifts tried on each side of the unshifted footprint, per image
+            axis (4: a grid of 9 x 9); 0 turns the search off.
+        offset_cost: fraction of the whole-body samples that a shift by the whole search
+            radius must bring into agreement to be taken (shorter shifts proportionally less): the
+            network's root pixel is the prior, and a shift onto an occluder is not free.
+        offset_search_below: the footprint is only searched for when fewer than this fraction
+            of its samples (outside the box or invalid ones count against) agree with one
+            surface where the network put it (a post in front of a person the network placed
+            well must not attract it).
     """
 
     sigma_rel: float = 0.015
@@ -85,6 +102,10 @@ class DepthConfig:
     max_rel_change: float = 0.5
     max_iterations: int = 4
     cell_m: float = 0.03
+    offset_search_frac: float = 0.06
+    offset_search_steps: int = 4
+    offset_cost: float = 0.3
+    offset_search_below: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -177,35 +198,80 @@ def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
     return np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
 
 
-def _sample_depth(depth_m: np.ndarray, uv: np.ndarray, box_xyxy: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Depth at the pixels of ``uv`` (pixel centres at integers) inside box and image.
-
-    Returns:
-        (valid mask over ``uv``, measured depths of the valid entries).
-    """
+def _sample_depth(depth_m: np.ndarray, uv: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray:
+    """Depth at the pixels of ``uv`` (..., 2) (pixel centres at integers), NaN where a pixel
+    is outside the box or the image or its depth is invalid (0, NaN, inf)."""
     h, w = depth_m.shape
-    px = np.floor(uv[:, 0] + 0.5)
-    py = np.floor(uv[:, 1] + 0.5)
+    px = np.floor(uv[..., 0] + 0.5)
+    py = np.floor(uv[..., 1] + 0.5)
     x1, y1, x2, y2 = (float(c) for c in box_xyxy)
     inside = ((px >= max(x1, 0.0)) & (px <= min(x2, w - 1.0))
               & (py >= max(y1, 0.0)) & (py <= min(y2, h - 1.0)))
-    measured = np.full(len(uv), np.nan)
+    measured = np.full(px.shape, np.nan)
     measured[inside] = depth_m[py[inside].astype(np.int64), px[inside].astype(np.int64)]
-    valid = np.isfinite(measured) & (measured > 0.0)
-    return valid, measured[valid]
+    return np.where(np.isfinite(measured) & (measured > 0.0), measured, np.nan)
 
 
-def _robust_centre(residuals: np.ndarray, cfg: DepthConfig) -> tuple[float, np.ndarray]:
-    """Median, then median of the inliers within the clipped MAD gate, twice."""
-    inliers = np.ones(len(residuals), dtype=bool)
-    centre = float(np.median(residuals))
+def _row_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median over the last axis of the entries where ``mask`` holds; NaN for none."""
+    ordered = np.sort(np.where(mask, values, np.inf), axis=-1)
+    count = mask.sum(axis=-1)
+    lo = np.take_along_axis(ordered, np.maximum(count - 1, 0)[..., None] // 2, axis=-1)[..., 0]
+    hi = np.take_along_axis(ordered, (count // 2)[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, 0.5 * (lo + hi), np.nan)
+
+
+def _robust_centre(residuals: np.ndarray, cfg: DepthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of (..., S) residuals (NaN: no sample): the median, then the median of the
+    samples within the clipped MAD gate, twice. Returns centres (...) and inliers (..., S)."""
+    valid = np.isfinite(residuals)
+    inliers = valid
+    centre = _row_median(residuals, valid)
     for _ in range(2):
-        mad = 1.4826 * float(np.median(np.abs(residuals[inliers] - centre)))
-        gate = min(max(cfg.mad_k * mad, cfg.min_gate_m), cfg.max_gate_m)
-        inliers = np.abs(residuals - centre) <= gate
-        centre = float(np.median(residuals[inliers]))
+        deviation = np.abs(residuals - centre[..., None])
+        mad = 1.4826 * _row_median(deviation, inliers)
+        gate = np.clip(cfg.mad_k * mad, cfg.min_gate_m, cfg.max_gate_m)
+        inliers = valid & (deviation <= gate[..., None])
+        centre = _row_median(residuals, inliers)
     return centre, inliers
+
+
+def _footprint_offset(depth_m: np.ndarray, uv: np.ndarray, predicted: np.ndarray,
+                      body_uv: np.ndarray, body_predicted: np.ndarray, box_xyxy: np.ndarray,
+                      cfg: DepthConfig) -> np.ndarray:
+    """Image shift (px) of the person's footprint that best lands it on the person.
+
+    The mesh is projected where the network puts the root, which can be off by a good part of
+    a narrow torso; the torso samples then straddle the person's edge and the background (or a
+    limb), and their robust centre lands between them. Every shift of a grid over
+    ``offset_search_frac`` of the box height is scored by the samples of the whole body (a
+    wall or a post agrees with a shifted torso, not with the head, arms and legs around it)
+    within ``max_gate_m`` of the torso's robust centre, less ``offset_cost`` of all samples
+    per search radius of shift; the best wins, the smallest shift on ties. No search when at
+    least ``offset_search_below`` of the unshifted samples agree already.
+
+    Args:
+        uv, predicted: torso samples (S, 2) px and their predicted surface depths (S,).
+        body_uv, body_predicted: the same for camera-facing vertices of the whole mesh.
+    """
+    radius = cfg.offset_search_frac * float(box_xyxy[3] - box_xyxy[1])
+    n = cfg.offset_search_steps
+    if n < 1 or radius <= 0.0:
+        return np.zeros(2)
+    grid = radius * np.arange(-n, n + 1) / n
+    offsets = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)           # (O, 2)
+    _, agree_here = _robust_centre(_sample_depth(depth_m, uv, box_xyxy) - predicted, cfg)
+    if agree_here.mean() >= cfg.offset_search_below:     # of all samples, those out of box too
+        return np.zeros(2)
+    torso = _sample_depth(depth_m, uv[None] + offsets[:, None], box_xyxy) - predicted  # (O, S)
+    centre, _ = _robust_centre(torso, cfg)                                          # (O,)
+    body = _sample_depth(depth_m, body_uv[None] + offsets[:, None], box_xyxy) - body_predicted
+    agreeing = np.sum(np.abs(body - centre[:, None]) <= cfg.max_gate_m, axis=-1)   # NaN: no
+    shift = np.hypot(offsets[:, 0], offsets[:, 1]) / radius
+    usable = (np.isfinite(torso).sum(axis=-1) >= cfg.min_samples) & np.isfinite(centre)
+    score = np.where(usable, agreeing - cfg.offset_cost * shift * len(body_uv), -np.inf)
+    best = np.lexsort((shift, -score))[0]
+    return offsets[best] if usable[best] else np.zeros(2)
 
 
 @dataclass(frozen=True)
@@ -267,19 +333,26 @@ def refine_one(depth_m: np.ndarray, K: np.ndarray, translation: np.ndarray,
     n_valid = n_inliers = 0
     for _ in range(max(cfg.max_iterations, 1)):
         points = surface_rel + t
-        ahead = points[:, 2] > 1e-3
-        uv = project_points(points[ahead], K)
-        valid, measured = _sample_depth(depth_m, uv, box_xyxy)
-        n_valid = int(measured.size)
-        if n_valid < cfg.min_samples:
-            return _OneResult(t0, cov0, 'few_samples', n_valid, 0)
-        predicted = points[ahead][valid, 2]
+        points = points[points[:, 2] > 1e-3]
+        uv = project_points(points, K)
+        predicted = points[:, 2]
+        body_uv, body_predicted = uv, predicted
         if mesh_rel is not None and cfg.cell_m > 0:
             mesh = mesh_rel + t
-            predicted = _nearest_surface(points[ahead][valid], uv[valid],
-                                         mesh[mesh[:, 2] > 1e-3], K, cfg.cell_m)
-        residuals = measured - predicted
-        delta, inliers = _robust_centre(residuals, cfg)
+            mesh = mesh[mesh[:, 2] > 1e-3]
+            predicted = _nearest_surface(points, uv, mesh, K, cfg.cell_m)
+            body = mesh[::max(1, len(mesh) // _BODY_SAMPLES)]
+            body_uv = project_points(body, K)
+            body_predicted = _nearest_surface(body, body_uv, mesh, K, cfg.cell_m)
+        offset = _footprint_offset(depth_m, uv, predicted, body_uv, body_predicted, box_xyxy,
+                                   cfg)
+        residuals = _sample_depth(depth_m, uv + offset, box_xyxy) - predicted
+        residuals = residuals[np.isfinite(residuals)]
+        n_valid = int(residuals.size)
+        if n_valid < cfg.min_samples:
+            return _OneResult(t0, cov0, 'few_samples', n_valid, 0)
+        centre, inliers = _robust_centre(residuals, cfg)
+        delta = float(centre)
         n_inliers = int(inliers.sum())
         if n_inliers < max(cfg.min_samples, cfg.min_inlier_fraction * n_valid):
             return _OneResult(t0, cov0, 'inconsistent', n_valid, n_inliers)

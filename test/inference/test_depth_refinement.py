@@ -127,11 +127,42 @@ def test_occluder_in_front_of_part_of_the_torso(body):
     covered = np.mean(uv[:, 0] < x_cut)
     assert 0.3 < covered < 0.45
     pred_verts, pred_joints = posed(body)
-    out, _ = refine(body, depth, truth_t, pred_verts, pred_joints, box_of(verts + truth_t))
+    box = box_of(verts + truth_t)
+    out, _ = refine(body, depth, truth_t, pred_verts, pred_joints, box)
     assert out.sources[0] == TranslationSource.DEPTH
     assert np.linalg.norm(out.translation[0] - truth_t) < 0.04
-    # A plain mean over the same samples would be dragged about half a metre forward.
+    # Without the footprint shift (which may move the samples off the post) the robust centre
+    # alone must ignore the post; a plain mean would be dragged about half a metre forward.
+    out, _ = refine(body, depth, truth_t, pred_verts, pred_joints, box,
+                    cfg=DepthConfig(offset_search_steps=0))
+    assert out.sources[0] == TranslationSource.DEPTH
+    assert np.linalg.norm(out.translation[0] - truth_t) < 0.04
     assert out.num_inliers[0] < 0.75 * out.num_samples[0]
+
+
+def test_root_pixel_beside_a_narrow_torso_shifts_the_footprint(body):
+    """A person seen from the side is narrow; with the network's root pixel beside the torso by
+    40 % of its width, the torso samples reach past the person's edge and the rest compare the
+    predicted chest with the side of the body: 9 cm too near. Shifting the footprint to where
+    the whole body agrees with the depth recovers it; the root pixel stays the network's (only
+    depth is corrected)."""
+    truth_t = np.array([0.3, 0.0, 4.0])
+    verts, joints = posed(body, yaw_deg=90.0)
+    depth = splat_depth(verts + truth_t, body[0])
+    box = box_of(verts + truth_t)
+    torso_uv = project_points(verts[torso_vertex_mask(verts, joints)] + truth_t, K)
+    beside_px = 0.4 * np.ptp(torso_uv[:, 0])
+    assert beside_px < DepthConfig().offset_search_frac * (box[3] - box[1])
+    focal_t = (truth_t + [beside_px * truth_t[2] / K[0, 0], 0.0, 0.0]) * 1.15
+    cov = translation_covariance(focal_t[None])
+    args = (depth, K, focal_t[None], cov, verts[None], joints[None], body[0], box[None])
+    without = refine_with_depth(*args, cfg=DepthConfig(offset_search_steps=0))
+    assert without.fallbacks == ('',) and abs(without.translation[0, 2] - truth_t[2]) > 0.06
+    out = refine_with_depth(*args)
+    assert out.fallbacks == ('',)
+    assert abs(out.translation[0, 2] - truth_t[2]) < 0.03
+    assert np.allclose(project_points(out.translation[0], K), project_points(focal_t, K),
+                       atol=1e-6)
 
 
 def test_background_through_a_thin_person_does_not_pull_back(body):

@@ -7,10 +7,6 @@ process, real DDS, ``use_depth:=true``) once without and once with a 16UC1 depth
 must come out ``TRANSLATION_DEPTH`` with a root error well below the focal-length one. Bad depth
 input (wrong encoding, another size) is counted and the node keeps publishing.
 """
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -18,6 +14,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from postometro_ros.bench.depth_bench import gt_root, matched, render_depth_frames
 from postometro_ros.geometry.crop import box_iou
 from postometro_ros.msg import Human3D
 
@@ -30,24 +27,6 @@ DETECTOR = REPO_ROOT / 'models' / 'yolo_person_synth.pt'
 # Frames 16..40 of the node accuracy test's video (seed 5, 3 people, 15 fps), every 8th.
 FRAMES, STEP = (16, 24, 32, 40), 8
 
-_RENDER = '''
-import json, sys
-import numpy as np
-from postometro_ros.synth.video import video_scenes
-out, wanted, step = sys.argv[1], {int(f) for f in sys.argv[2].split(',')}, int(sys.argv[3])
-images, depths, labels, K = [], [], [], None
-for f, _, scene in video_scenes(max(wanted) + 1, seed=5, fps=15.0, num_people=3,
-                                frame_step=step):
-    if f in wanted:
-        images.append(scene.image)
-        depths.append(scene.depth)
-        K = scene.camera.K
-        labels.append([{'track_id': int(p.track_id), 'box_xyxy': np.asarray(p.box_xyxy).tolist(),
-                        'joints3d_j14': np.asarray(p.joints3d_j14).tolist()}
-                       for p in scene.people])
-np.savez(out, images=np.stack(images), depths=np.stack(depths), K=K, labels=json.dumps(labels))
-'''
-
 
 @pytest.fixture(scope='module')
 def frames(tmp_path_factory) -> dict:
@@ -56,28 +35,8 @@ def frames(tmp_path_factory) -> dict:
     for path in (CHECKPOINT, DETECTOR):
         if not path.is_file():
             pytest.skip(f'demo model missing: {path}')
-    out = tmp_path_factory.mktemp('depth_frames') / 'frames.npz'
-    # Rendered in a child process: an EGL context in this process makes later torch imports
-    # crash (see test_node_accuracy).
-    subprocess.run([sys.executable, '-c', _RENDER, str(out), ','.join(map(str, FRAMES)),
-                    str(STEP)], check=True, cwd=REPO_ROOT)
-    with np.load(out, allow_pickle=False) as data:
-        return {'images': data['images'], 'depths': data['depths'], 'K': data['K'],
-                'people': json.loads(str(data['labels']))}
-
-
-def gt_root(person: dict) -> np.ndarray:
-    return np.asarray(person['joints3d_j14'])[[2, 3]].mean(axis=0)
-
-
-def matched(gt_people: list[dict], boxes: list) -> list[tuple[dict, int]]:
-    """(ground-truth person, index of the output box) with IoU >= 0.5, best first."""
-    pairs = []
-    for person in gt_people:
-        scores = [box_iou(person['box_xyxy'], b) for b in boxes]
-        if scores and max(scores) >= 0.5:
-            pairs.append((person, int(np.argmax(scores))))
-    return pairs
+    return render_depth_frames(tmp_path_factory.mktemp('depth_frames') / 'frames.npz', FRAMES,
+                               seed=5, frame_step=STEP)
 
 
 def compare(focal_errors: list[float], depth_errors: list[float]) -> None:
