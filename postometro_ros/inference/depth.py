@@ -83,7 +83,7 @@ class DepthConfig:
         offset_search_frac: largest image shift of the torso footprint that is tried, as a
             fraction of the box height (6 %: about a third of a torso's width).
         offset_search_steps: shifts tried on each side of the unshifted footprint, per image
-            axis (4: a grid of 9 x 9); 0 turns the search off.
+            axis (3: a grid of 7 x 7); 0 turns the search off.
         offset_cost: fraction of the whole-body samples that a shift by the whole search
             radius must bring into agreement to be taken (shorter shifts proportionally less): the
             network's root pixel is the prior, and a shift onto an occluder is not free.
@@ -103,7 +103,7 @@ class DepthConfig:
     max_iterations: int = 4
     cell_m: float = 0.03
     offset_search_frac: float = 0.06
-    offset_search_steps: int = 4
+    offset_search_steps: int = 3
     offset_cost: float = 0.3
     offset_search_below: float = 0.9
 
