@@ -33,7 +33,8 @@ of range or all invalid), when fewer than ``min_inlier_fraction`` of them agree 
 moves the person by more than ``max_rel_change`` of the focal depth (``implausible``: more than
 the body-size prior can be wrong). Limits: if an occluder covers more than about half of the
 visible torso it can win the median (a pillar in front of a person whose focal depth happens
-to match the pillar's is taken for the person); only the depth is corrected, not the network's
+to match the pillar's is taken for the person), and the footprint shift can land on an occluder in
+front of a person whose footprint straddles both; only the depth is corrected, not the network's
 2D root position (the footprint shift is used for sampling only: it is often along the torso,
 where it says nothing about the root); the predicted torso's tilt towards the camera carries
 into the depth (a torso pitched 20 degrees too far puts its chest about 8 cm off); a depth

@@ -22,9 +22,9 @@ def test_depth_bench_scores_both_settings(tmp_path, capsys):
     rows = {r['setting']: r for r in json.loads(out.read_text())}
     assert set(rows) == set(depth_bench.SETTINGS)
     for row in rows.values():
-        # Two frames of the node test's clip: people are matched, placed from depth, and
-        # depth places them better than the focal length does.
-        assert row['placed'] >= 3 and row['placed'] <= row['matched']
-        assert row['median_m'] < row['focal_median_m']
+        # Two rendered frames with three people: they are matched and placed from depth (how
+        # well is the node depth test's business, on more frames).
+        assert 1 <= row['placed'] <= row['matched'] and row['matched'] >= 4
+        assert 0 < row['median_m'] <= row['p90_m'] and row['over_0.2m'] <= row['placed']
         assert row['place_ms_per_person'] > 0
     assert '| postometro_tiny_synth.safetensors | footprint search |' in capsys.readouterr().out
