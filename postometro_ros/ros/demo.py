@@ -244,7 +244,7 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
               mcap_path: Path) -> dict:
     """Run camera source + node + recorder until the source is exhausted and outputs drain."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
@@ -357,7 +357,11 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
         # it before the camera starts so the measured stream is what a running node does.
         warm_s = _warm_up(args, rec_node, collected, timeout=args.timeout)
         t_start = time.monotonic()
-        executor.add_node(camera)
+        # The camera gets its own executor and thread rather than joining the running one (a CI
+        # run once saw a camera added to the spinning executor publish no frame at all).
+        camera_executor = SingleThreadedExecutor(context=context)
+        camera_executor.add_node(camera)
+        threading.Thread(target=camera_executor.spin, daemon=True).start()
         # Wait for the source, then for the node to drain (no new output for drain_s).
         deadline = t_start + args.timeout
         while not camera.done.is_set() and time.monotonic() < deadline:
@@ -379,6 +383,7 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
         stats = {'published': camera.published, 'wall_s': wall, 'warm_up_s': warm_s,
                  'source_s': t_source_done - t_start, 'model_name': model_name,
                  'recorded': dict(recorder.counts)}
+        camera_executor.shutdown(timeout_sec=2.0)
         executor.shutdown(timeout_sec=2.0)
         node.shutdown()
         return stats
