@@ -248,8 +248,8 @@ def _footprint_offset(depth_m: np.ndarray, uv: np.ndarray, predicted: np.ndarray
     ``offset_search_frac`` of the box height is scored by the samples of the whole body (a
     wall or a post agrees with a shifted torso, not with the head, arms and legs around it)
     within ``max_gate_m`` of the torso's robust centre, less ``offset_cost`` of all samples
-    per search radius of shift; the best wins, the smallest shift on ties. No search when at
-    least ``offset_search_below`` of the unshifted samples agree already.
+    per search radius of shift; the best wins, the smallest shift on ties. (:func:`refine_one`
+    searches only when fewer than ``offset_search_below`` of the unshifted samples agree.)
 
     Args:
         uv, predicted: torso samples (S, 2) px and their predicted surface depths (S,).
@@ -261,9 +261,6 @@ def _footprint_offset(depth_m: np.ndarray, uv: np.ndarray, predicted: np.ndarray
         return np.zeros(2)
     grid = radius * np.arange(-n, n + 1) / n
     offsets = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)           # (O, 2)
-    _, agree_here = _robust_centre(_sample_depth(depth_m, uv, box_xyxy) - predicted, cfg)
-    if agree_here.mean() >= cfg.offset_search_below:     # of all samples, those out of box too
-        return np.zeros(2)
     torso = _sample_depth(depth_m, uv[None] + offsets[:, None], box_xyxy) - predicted  # (O, S)
     centre, _ = _robust_centre(torso, cfg)                                          # (O,)
     body = _sample_depth(depth_m, body_uv[None] + offsets[:, None], box_xyxy) - body_predicted
@@ -336,23 +333,31 @@ def refine_one(depth_m: np.ndarray, K: np.ndarray, translation: np.ndarray,
         points = surface_rel + t
         points = points[points[:, 2] > 1e-3]
         uv = project_points(points, K)
-        predicted = points[:, 2]
-        body_uv, body_predicted = uv, predicted
+        if len(uv) < cfg.min_samples:     # no shift finds enough samples among fewer vertices
+            n_valid = int(np.isfinite(_sample_depth(depth_m, uv, box_xyxy)).sum())
+            return _OneResult(t0, cov0, 'few_samples', n_valid, 0)
+        predicted, mesh = points[:, 2], None
         if mesh_rel is not None and cfg.cell_m > 0:
             mesh = mesh_rel + t
             mesh = mesh[mesh[:, 2] > 1e-3]
             predicted = _nearest_surface(points, uv, mesh, K, cfg.cell_m)
-            body = mesh[::max(1, len(mesh) // _BODY_SAMPLES)]
-            body_uv = project_points(body, K)
-            body_predicted = _nearest_surface(body, body_uv, mesh, K, cfg.cell_m)
-        offset = _footprint_offset(depth_m, uv, predicted, body_uv, body_predicted, box_xyxy,
-                                   cfg)
-        residuals = _sample_depth(depth_m, uv + offset, box_xyxy) - predicted
-        residuals = residuals[np.isfinite(residuals)]
-        n_valid = int(residuals.size)
+        residuals = _sample_depth(depth_m, uv, box_xyxy) - predicted     # NaN: no sample
+        centre, inliers = _robust_centre(residuals, cfg)
+        # Samples outside the box or without depth count against agreement here.
+        if inliers.sum() < cfg.offset_search_below * len(residuals):
+            body_uv, body_predicted = uv, predicted
+            if mesh is not None:
+                body = mesh[::max(1, len(mesh) // _BODY_SAMPLES)]
+                body_uv = project_points(body, K)
+                body_predicted = _nearest_surface(body, body_uv, mesh, K, cfg.cell_m)
+            offset = _footprint_offset(depth_m, uv, predicted, body_uv, body_predicted,
+                                       box_xyxy, cfg)
+            if offset.any():
+                residuals = _sample_depth(depth_m, uv + offset, box_xyxy) - predicted
+                centre, inliers = _robust_centre(residuals, cfg)
+        n_valid = int(np.isfinite(residuals).sum())
         if n_valid < cfg.min_samples:
             return _OneResult(t0, cov0, 'few_samples', n_valid, 0)
-        centre, inliers = _robust_centre(residuals, cfg)
         delta = float(centre)
         n_inliers = int(inliers.sum())
         if n_inliers < max(cfg.min_samples, cfg.min_inlier_fraction * n_valid):

@@ -198,6 +198,18 @@ def test_person_outside_the_box_or_image_keeps_focal(body):
     assert out.fallbacks == ('few_samples',)
 
 
+def test_degenerate_joints_keep_focal_with_reason(body):
+    """Coincident joints define no torso: no sample, counted as few_samples, no exception."""
+    truth_t = np.array([0.0, 0.0, 4.0])
+    verts, joints = posed(body)
+    depth = splat_depth(verts + truth_t, body[0])
+    out, focal_t = refine(body, depth, truth_t, verts, np.zeros_like(joints),
+                          box_of(verts + truth_t))
+    assert out.fallbacks == ('few_samples',)
+    assert out.num_samples[0] == 0
+    assert np.array_equal(out.translation[0], focal_t)
+
+
 def test_depth_that_disagrees_everywhere_is_inconsistent(body):
     truth_t = np.array([0.0, 0.0, 4.0])
     verts, joints = posed(body)
