@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{FACING_OK_DEG:.0f} deg on {100 * r['splits'][s]['facing_ok_share']:.0f}% of "
             f"crops, PA-MPJPE {r['splits'][s]['pa_mpjpe_facing_ok']:.1f} mm on those), "
             f"hip + shoulder width "
-            f"{r['splits'][s]['width_ratio']:.2f} x the truth" for s in splits))
+            f"{r['splits'][s]['width_ratio']:.2f} x the truth, projected joints "
+            f"{r['splits'][s]['joints_2d_px']:.1f} px off" for s in splits))
         if r['use_pose_tokens']:
             print('pose branch: ' + '; '.join(
                 f"{s}: token acc {r['splits'][s]['pose_token_acc']:.3f}, decoded 2D "

@@ -29,8 +29,8 @@ from postometro_ros.train.config import to_dict
 from postometro_ros.train.losses import (MeshLossConfig, edge_length_loss, joints_2d_l1,
                                          joints_3d_l1, normal_loss, orthographic_projection,
                                          vertex_l1)
-from postometro_ros.train.metrics import (RunningMean, facing_error_deg, lateral_width_m, mpjpe_mm,
-                                          mpvpe_mm, pa_mpjpe_mm)
+from postometro_ros.train.metrics import (RunningMean, facing_error_deg, keypoint_error_px,
+                                          lateral_width_m, mpjpe_mm, mpvpe_mm, pa_mpjpe_mm)
 from postometro_ros.train.tokenizer import read_pct_file
 from postometro_ros.train.trainer import move_to_device
 
@@ -199,7 +199,9 @@ def evaluate_mesh(module: MeshModule, loader: DataLoader, device: torch.device, 
     mean yaw error of the body's facing direction (``facing_deg``), the share of crops whose facing
     is right to within ``FACING_OK_DEG`` (``facing_ok_share``) and their PA-MPJPE
     (``pa_mpjpe_facing_ok``: the error left when the network knows which way the person faces),
-    and the predicted / true hip + shoulder width (``width_ratio``).
+    the predicted / true hip + shoulder width (``width_ratio``), and how well the network reads 2D:
+    the mesh joints projected with the predicted camera against the labelled 2D joints, in input
+    pixels (``joints_2d_px``; compare the lifting bound in BENCHMARKS.md).
 
     With ``per_joint`` also (14,) tensors ``mpjpe_per_joint`` and ``pa_mpjpe_per_joint``.
     """
@@ -223,6 +225,11 @@ def evaluate_mesh(module: MeshModule, loader: DataLoader, device: torch.device, 
         meter.update('pa_mpjpe_facing_ok', pa, facing_ok)
         meter.update('width_ratio', lateral_width_m(mj) / lateral_width_m(gt).clamp_min(1e-6),
                      has_3d)
+        j2d = batch['joints_2d'][:, J24_TO_J14]                              # (B, 14, 3)
+        half = batch['image'].shape[-1] / 2                    # normalised [-1, 1] -> pixels
+        proj = orthographic_projection(mj, pred['out'].cam.float())
+        meter.update('joints_2d_px', keypoint_error_px(proj * half, j2d[..., :2] * half,
+                                                       j2d[..., 2]), j2d[..., 2].sum(1) > 0)
         if per_joint:
             meter.update('mpjpe_per_joint', mpjpe_mm(mj, gt, per_joint=True), has_3d)
             meter.update('pa_mpjpe_per_joint', pa_mpjpe_mm(mj, gt, per_joint=True), has_3d)

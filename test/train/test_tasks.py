@@ -164,6 +164,7 @@ def test_tokenizer_classifier_mesh_end_to_end(data_root, body_dir, tmp_path):
     assert 0.0 <= clean['facing_ok_share'] <= 1.0 and 0.0 <= clean['facing_deg'] <= 180.0
     if clean['facing_ok_share'] > 0:
         assert clean['pa_mpjpe_facing_ok'] > 0.0
+    assert 0.0 < clean['joints_2d_px'] < 128.0    # projected mesh joints, input pixels
     assert (tmp_path / 'eval' / 'qualitative_test_clean_0.png').exists()
     table = format_table({'mean': result['baseline']['body frame']['splits'],
                           'model': result['splits']}, ('test_clean',))
