@@ -24,6 +24,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=['postometro_ros', 'postometro_ros.*']),
+    package_data={'postometro_ros.ros': ['fastdds_large_messages.xml']},
     install_requires=[
         'numpy>=1.24',
         'scipy>=1.10',

@@ -62,8 +62,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'image_reliability', default_value='reliable',
             description='Node image subscription QoS: reliable (matches the reliable camera '
-                        'source; best-effort readers lost large frames in tests) or '
-                        'best_effort (for best-effort cameras).'),
+                        'source) or best_effort (for best-effort cameras; with Fast DDS their '
+                        'process needs `python -m postometro_ros.ros.dds` as '
+                        'FASTDDS_DEFAULT_PROFILES_FILE for frames over 512 KiB).'),
         DeclareLaunchArgument('detection_threshold', default_value='0.3',
                               description='Person score threshold (the demo detector scores '
                                           'low).'),

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from postometro_ros.ros.dds import configure_middleware
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,6 +27,9 @@ def _configure_environment() -> None:
     if yolo_dir.is_dir():  # made by .ci/setup.sh, holds the offline Arial.ttf
         os.environ.setdefault('YOLO_CONFIG_DIR', str(yolo_dir))
     os.environ['MPLBACKEND'] = 'Agg'
+    # The Fast DDS profile the node and camera use (a shared-memory segment that holds
+    # camera frames), here and in every node a test starts.
+    configure_middleware()
 
 
 _configure_environment()

@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from postometro_ros.ros.dds import configure_middleware
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -380,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    configure_middleware()  # before the node starts: it inherits the environment
     out = Path(args.out)
     work = REPO_ROOT / 'runs' / 'node_bench'
     work.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from postometro_ros.ros.dds import configure_middleware
+
 logger = logging.getLogger(__name__)
 
 _IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
@@ -308,6 +310,7 @@ class CameraSourceNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """``postometro-camera --ros-args -p source:=<src> -p rate:=10.0``."""
+    configure_middleware()
     rclpy.init(args=args)
     node = CameraSourceNode()
     try:

@@ -30,6 +30,8 @@ import time
 import cv2
 import numpy as np
 
+from postometro_ros.ros.dds import configure_middleware
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -283,8 +285,8 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
                      Parameter('mesh_level', value=args.mesh_level),
                      Parameter('mesh_marker_level', value=args.mesh_level),
                      Parameter('detection_threshold', value=float(args.threshold)),
-                     # The camera publishes reliably; a best-effort reader lost most 0.9 MB
-                     # frames here (fragmented samples), see BENCHMARKS.md "Node latency".
+                     # As the camera publishes: every frame reaches the node, so a frame
+                     # not processed was skipped by the busy node (counted as dropped_busy).
                      Parameter('image_reliability', value='reliable'),
                      # REP-155 body_<id> frames on /tf, as in launch/demo.launch.py.
                      Parameter('publish_tf', value=True)]
@@ -497,6 +499,10 @@ def summarise(stats: dict, collected: _Collected, rendered: dict, out: Path, *,
         'model': stats['model_name'], 'untrained': untrained,
         'frames_published': stats['published'], 'frames_processed': len(keys),
         'frames_dropped': stats['published'] - len(keys),
+        # The node's own counts (warm-up frame included): where unprocessed frames went.
+        'node_frames_received': int(diag['frames_received']) if diag else None,
+        'node_drops': {k[len('dropped_'):]: int(v) for k, v in diag.items()
+                       if k.startswith('dropped_') and k != 'dropped_total' and int(v)},
         'people_per_frame_mean': float(np.mean(counts)) if counts else 0.0,
         'people_per_frame_max': int(max(counts)) if counts else 0,
         'ground_truth_people_per_frame_mean': float(np.mean(gts)) if gts else None,
@@ -525,8 +531,9 @@ def print_summary(s: dict) -> None:
                      'fetch models/postometro_tiny_synth.safetensors !!!')
     gt = s['ground_truth_people_per_frame_mean']
     lines += [
-        f"frames: {s['frames_published']} published, {s['frames_processed']} processed, "
-        f"{s['frames_dropped']} not processed (node busy with an earlier frame)",
+        f"frames: {s['frames_published']} published, {s['frames_processed']} processed; the "
+        f"node received {s['node_frames_received']} (with the warm-up frame), dropped "
+        + (', '.join(f'{n} {cause}' for cause, n in s['node_drops'].items()) or 'none'),
         f"people per frame: mean {s['people_per_frame_mean']:.2f}, max "
         f"{s['people_per_frame_max']}"
         + (f' (ground truth mean {gt:.2f})' if gt is not None else ''),
@@ -574,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     # Keep DDS traffic on this machine unless the user decided otherwise.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    configure_middleware()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob('snapshot_*.png'):

@@ -50,6 +50,7 @@ from postometro_ros.body.joints import J14_NAMES, J14_PARENTS
 from postometro_ros.msg import (
     Human3D, Human3DArray, HumanMeshArray, MeshTopology, SkeletonInfo)
 from postometro_ros.ros import conversions
+from postometro_ros.ros.dds import configure_middleware
 from postometro_ros.ros.diagnostics import DiagnosticsThresholds, diagnostics_message, NodeStats
 from postometro_ros.ros.markers import (
     delete_markers, marker_id, MarkerIdTracker, MESH_NAMESPACE, MeshMarkerEncoder,
@@ -575,6 +576,7 @@ class PostometroNode(Node):
     def _publish_diagnostics(self) -> None:
         p = self.params
         values = self._stats.snapshot(time.monotonic())
+        values['image_publishers'] = self._image_sub.get_publisher_count()
         extra = {'model': str(self._pipeline.model_name), 'device': str(self._pipeline.device),
                  'input_topic': self._image_topic, 'input_reliability': p.image_reliability}
         if self._depth_sub is not None:
@@ -635,6 +637,7 @@ def draw_debug(rgb: np.ndarray, people: Sequence[Any]) -> np.ndarray:
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown; exit status 1 when a model file is missing."""
     logging.basicConfig(level=logging.INFO)
+    configure_middleware()
     try:
         with rclpy.init(args=args):
             try:
