@@ -213,6 +213,7 @@ class NodeStats:
                 values[f'latency_{stage}_ms'] = round(float(np.mean(samples)), 3)
             values['output_age_ms'] = round(self.last_output_age_ms, 3)
             values['people'] = self.last_people
+            values['uptime_s'] = round(now_s - self._start, 3)
             values['seconds_since_input'] = (
                 round(now_s - self.last_input_s, 3) if self.last_input_s is not None else -1.0)
             values['last_error'] = self.last_error
@@ -228,6 +229,13 @@ def _problems(values: dict[str, float | int | str],
         problems.append('no image received yet')
     elif since_input > thresholds.input_timeout_s:
         problems.append(f'no image for {since_input:.1f} s')
+    waited = since_input if since_input >= 0.0 else float(values['uptime_s'])
+    publishers = int(values.get('image_publishers', 0))
+    if publishers and waited > thresholds.input_timeout_s:
+        # Matched yet silent: the classic cause is a frame larger than the writer's shared-memory
+        # segment (Fast DDS: 512 KiB by default), dropped whole on a best-effort link.
+        problems.append(f'{publishers} image publisher(s) matched: if they publish, give their '
+                        f'process the Fast DDS profile of `python -m postometro_ros.ros.dds`')
     latency = values.get('latency_total_ms')
     if latency is not None and float(latency) > thresholds.latency_warn_ms:
         problems.append(f'latency {float(latency):.0f} ms > {thresholds.latency_warn_ms:.0f} ms')

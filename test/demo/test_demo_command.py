@@ -30,7 +30,10 @@ def test_demo_command_writes_all_outputs(tmp_path):
     assert summary['untrained'] is (not trained)
     assert ('UNTRAINED' in proc.stdout) is (not trained)
     assert summary['frames_published'] == 10, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert 1 <= summary['frames_processed'] <= 10
+    assert 1 <= summary['frames_processed'] <= 10, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # The node accounts for every frame it received: processed (+ the warm-up frame) or dropped.
+    assert summary['node_frames_received'] == (
+        summary['frames_processed'] + 1 + sum(summary['node_drops'].values())), summary
     assert summary['node_stage_latency_ms'].get('detect', 0) > 0
 
     cap = cv2.VideoCapture(str(out / 'annotated.mp4'))

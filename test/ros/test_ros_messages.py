@@ -149,6 +149,13 @@ def test_stats_and_diagnostics_message():
                                 thresholds=DiagnosticsThresholds(), stamp=Time())
     assert stale.status[0].level == DiagnosticStatus.WARN
     assert 'no image for' in stale.status[0].message
+    assert 'publisher' not in stale.status[0].message
+    # Publishers matched but silent: the report names the likely cause and the fix.
+    matched = dict(stats.snapshot(200.0), image_publishers=2)
+    silent = diagnostics_message(matched, name='n', hardware_id='cpu', extra={},
+                                 thresholds=DiagnosticsThresholds(), stamp=Time())
+    assert '2 image publisher(s) matched' in silent.status[0].message
+    assert 'postometro_ros.ros.dds' in silent.status[0].message
     assert stats.snapshot(200.0)['input_rate_hz'] == 0.0
 
 
