@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 from pathlib import Path
 import sys
 import threading
@@ -50,7 +51,7 @@ from postometro_ros.body.joints import J14_NAMES, J14_PARENTS
 from postometro_ros.msg import (
     Human3D, Human3DArray, HumanMeshArray, MeshTopology, SkeletonInfo)
 from postometro_ros.ros import conversions
-from postometro_ros.ros.dds import configure_middleware
+from postometro_ros.ros.dds import configure_middleware, FASTDDS_PROFILE_ENV
 from postometro_ros.ros.diagnostics import DiagnosticsThresholds, diagnostics_message, NodeStats
 from postometro_ros.ros.markers import (
     delete_markers, marker_id, MarkerIdTracker, MESH_NAMESPACE, MeshMarkerEncoder,
@@ -578,7 +579,8 @@ class PostometroNode(Node):
         values = self._stats.snapshot(time.monotonic())
         values['image_publishers'] = self._image_sub.get_publisher_count()
         extra = {'model': str(self._pipeline.model_name), 'device': str(self._pipeline.device),
-                 'input_topic': self._image_topic, 'input_reliability': p.image_reliability}
+                 'input_topic': self._image_topic, 'input_reliability': p.image_reliability,
+                 'fastdds_profile': os.environ.get(FASTDDS_PROFILE_ENV, '')}
         if self._depth_sub is not None:
             extra['depth_topic'] = self._depth_sub.topic_name
         self._diagnostics_pub.publish(diagnostics_message(

@@ -14,6 +14,7 @@ from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker
 
 from postometro_ros.msg import Human3D
+from postometro_ros.ros.dds import LARGE_MESSAGE_PROFILE
 
 from ros_node_harness import Probe, rgb8_image, running_node, textured_frame
 from test_ros_markers import rviz_acceptable
@@ -234,6 +235,9 @@ def test_diagnostics_report(node):
         assert key in values, key
     assert values['device'] == 'cpu' and 'UNTRAINED' in values['model']
     assert float(values['latency_total_ms']) > 0.0
+    # The node runs with the large-message profile and sees the probe's two image publishers.
+    assert values['fastdds_profile'] == str(LARGE_MESSAGE_PROFILE)
+    assert values['image_publishers'] == str(len(probe.image_pubs))
     assert probe.diagnostic_levels[-1] in (0, 1)  # OK or WARN (slow CPU), never ERROR
 
 
