@@ -165,6 +165,30 @@ def test_root_pixel_beside_a_narrow_torso_shifts_the_footprint(body):
                        atol=1e-6)
 
 
+def test_footprint_shift_keeps_to_the_person_beside_a_pillar(body):
+    """A person 5 m away, turned 60 degrees, the right half of the torso behind a pillar at 3.8
+    m; the detector box stretches over the pillar down to the floor, and the focal guess (3.9
+    m) is at the pillar's depth. Half the unshifted samples find the person; shifted right,
+    the whole body would agree with the pillar, so a shift free to change surface lands there
+    (the case behind ``offset_keep_surface``)."""
+    truth_t = np.array([0.3, 0.1, 5.0])
+    verts, joints = posed(body, yaw_deg=60.0)
+    depth = splat_depth(verts + truth_t, body[0])
+    torso_uv = project_points(verts[torso_vertex_mask(verts, joints)] + truth_t, K)
+    x_cut = int(np.quantile(torso_uv[:, 0], 0.5))
+    depth[:, x_cut:x_cut + 80] = np.minimum(depth[:, x_cut:x_cut + 80], 3.8)
+    box = box_of(verts + truth_t)
+    box[2] = max(box[2], x_cut + 80)
+    box[3] += 0.3 * (box[3] - box[1])
+    pred_verts, pred_joints = posed(body, yaw_deg=40.0)
+    out, _ = refine(body, depth, truth_t, pred_verts, pred_joints, box, offset=0.78)
+    assert out.fallbacks == ('',)
+    assert abs(out.translation[0, 2] - truth_t[2]) < 0.05
+    free, _ = refine(body, depth, truth_t, pred_verts, pred_joints, box, offset=0.78,
+                     cfg=DepthConfig(offset_keep_surface=2.0))
+    assert abs(free.translation[0, 2] - 3.9) < 0.1, 'the case no longer tests the rule'
+
+
 def test_background_through_a_thin_person_does_not_pull_back(body):
     """Invalid depth (NaN, 0) over half the torso and the wall behind: still within cm."""
     truth_t = np.array([-0.4, 0.0, 5.0])
