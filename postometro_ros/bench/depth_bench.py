@@ -73,12 +73,17 @@ def gt_root(person: dict) -> np.ndarray:
 
 
 def matched(gt_people: list[dict], boxes: list) -> list[tuple[dict, int]]:
-    """(ground-truth person, index of the output box) pairs with IoU >= 0.5."""
-    pairs = []
-    for person in gt_people:
-        scores = [box_iou(person['box_xyxy'], b) for b in boxes]
-        if scores and max(scores) >= 0.5:
-            pairs.append((person, int(np.argmax(scores))))
+    """(ground-truth person, index of the output box) pairs with IoU >= 0.5, one to one, the
+    highest IoU first: a person hidden behind another can overlap the front one's box by more
+    than 0.5, and that box's placement says nothing about the hidden person."""
+    scores = [(box_iou(person['box_xyxy'], box), i, k)
+              for i, person in enumerate(gt_people) for k, box in enumerate(boxes)]
+    pairs, used_people, used_boxes = [], set(), set()
+    for iou, i, k in sorted(scores, key=lambda s: -s[0]):
+        if iou >= 0.5 and i not in used_people and k not in used_boxes:
+            pairs.append((gt_people[i], k))
+            used_people.add(i)
+            used_boxes.add(k)
     return pairs
 
 

@@ -28,3 +28,16 @@ def test_depth_bench_scores_both_settings(tmp_path, capsys):
         assert 0 < row['median_m'] <= row['p90_m'] and row['over_0.2m'] <= row['placed']
         assert row['place_ms_per_person'] > 0
     assert '| postometro_tiny_synth.safetensors | footprint search |' in capsys.readouterr().out
+
+
+def test_matching_is_one_to_one_by_iou():
+    """A person hidden behind another overlaps the front one's box; only the better match
+    counts, so the front person's placement is not scored against the hidden one."""
+    front = {'box_xyxy': [100, 100, 200, 400]}
+    hidden = {'box_xyxy': [120, 110, 210, 380]}
+    alone = {'box_xyxy': [400, 100, 480, 300]}
+    pairs = depth_bench.matched([hidden, front, alone],
+                                [[101, 99, 199, 401], [402, 101, 479, 299]])
+    assert [(person is front, k) for person, k in pairs if person is not alone] == [(True, 0)]
+    assert (alone, 1) in [(p, k) for p, k in pairs]
+    assert len(pairs) == 2
