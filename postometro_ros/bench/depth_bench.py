@@ -1,10 +1,11 @@
 # Copyright 2026 The postometro_ros Authors. Licensed under the Apache License 2.0.
-"""Depth placement on rendered walking clips with ground truth, footprint search on and off.
+"""Depth placement on rendered walking clips with ground truth, footprint search variants.
 
 Frames of synthetic walking clips (three people and a pillar, 15 fps, the node tests' clip
 settings) are rendered with their camera depth buffer. Each frame goes through
 :class:`~postometro_ros.inference.pipeline.HumanPipeline` once without depth (FOCAL) and once per
-depth setting; output people are matched to the ground truth by box IoU >= 0.5. Per checkpoint
+depth setting (:data:`SETTINGS`); output people are matched to the ground truth one to one by box
+IoU >= 0.5. Per checkpoint
 and setting: people matched, placed from depth, and the root (mid-hip) error of the placed ones
 (median, mean, 90th percentile, count over 0.2 m) beside the FOCAL median of the same people,
 and the pipeline's ``place`` stage per person (median over frames; depth refinement included).
@@ -113,7 +114,9 @@ def score_frames(pipeline, frames: dict, settings: dict[str, dict]) -> dict[str,
     return out
 
 
-SETTINGS = {'footprint search': {}, 'no search': {'offset_search_steps': 0}}
+# 'free shift': the search may trade the surface the unshifted samples found for another.
+SETTINGS = {'footprint search': {}, 'free shift': {'offset_keep_surface': float('inf')},
+            'no search': {'offset_search_steps': 0}}
 
 
 def main(argv: list[str] | None = None) -> int:
