@@ -4,11 +4,11 @@
 Frames of synthetic walking clips (three people and a pillar, 15 fps, the node tests' clip
 settings) are rendered with their camera depth buffer. Each frame goes through
 :class:`~postometro_ros.inference.pipeline.HumanPipeline` once without depth (FOCAL) and once per
-depth setting (:data:`SETTINGS`); output people are matched to the ground truth one to one by box
-IoU >= 0.5. Per checkpoint
-and setting: people matched, placed from depth, and the root (mid-hip) error of the placed ones
-(median, mean, 90th percentile, count over 0.2 m) beside the FOCAL median of the same people,
-and the pipeline's ``place`` stage per person (median over frames; depth refinement included).
+depth setting (:data:`SETTINGS`); output people are matched to the ground truth one to one by
+box IoU >= 0.5. Per checkpoint and setting: people matched, placed from depth, and the root
+(mid-hip) error of the placed ones (median, mean, 90th percentile, count over 0.2 m) beside the
+FOCAL median of the same people, and the pipeline's ``place`` stage per person (median over
+frames; depth refinement included).
 
 Usage::
 

@@ -245,7 +245,7 @@ def _robust_centre(residuals: np.ndarray, cfg: DepthConfig) -> tuple[np.ndarray,
 
 def _footprint_offset(depth_m: np.ndarray, uv: np.ndarray, predicted: np.ndarray,
                       body_uv: np.ndarray, body_predicted: np.ndarray, box_xyxy: np.ndarray,
-                      cfg: DepthConfig, anchor: float = np.nan) -> np.ndarray:
+                      cfg: DepthConfig, anchor: float) -> np.ndarray:
     """Image shift (px) of the person's footprint that best lands it on the person.
 
     The mesh is projected where the network puts the root, which can be off by a good part of
