@@ -26,6 +26,9 @@ def _read_history(history_path: str | Path) -> list[dict]:
 def plot_history(history_path: str | Path, png_path: str | Path) -> Path | None:
     """Plot ``train/*`` losses against steps and ``eval/*`` metrics against epochs.
 
+    A run with averaged weights also logs ``eval_raw/*`` (the raw weights): drawn dashed in the
+    colour of the same metric.
+
     Returns:
         the PNG path, or None when the history is empty.
     """
@@ -49,9 +52,14 @@ def plot_history(history_path: str | Path, png_path: str | Path) -> Path | None:
     axes[0].set_title('training losses')
     axes[0].legend(fontsize=7)
     for k in eval_keys:
+        name = k[len('eval/'):]
         pts = [(r['epoch'], r[k]) for r in records if k in r]
         if pts:
-            axes[1].plot(*zip(*pts), marker='o', label=k[len('eval/'):])
+            line, = axes[1].plot(*zip(*pts), marker='o', label=name)
+            raw = [(r['epoch'], r[f'eval_raw/{name}']) for r in records if f'eval_raw/{name}' in r]
+            if raw:
+                axes[1].plot(*zip(*raw), linestyle='--', color=line.get_color(),
+                             label=f'{name} (raw weights)')
     axes[1].set_xlabel('epoch')
     axes[1].set_title('evaluation')
     if eval_keys:

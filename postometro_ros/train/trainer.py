@@ -4,7 +4,8 @@
 A :class:`Task` supplies a module whose ``forward(batch)`` returns a dict of named losses (with the
 weighted total under ``'loss'``), the datasets, an evaluation routine and an exporter. The trainer
 owns everything else: AdamW, warm-up + schedule, gradient clipping and accumulation, autocast,
-DDP, progress bars, TensorBoard, a JSONL history with a PNG plot, and checkpoints.
+DDP, an optional moving average of the weights, progress bars, TensorBoard, a JSONL history with
+a PNG plot, and checkpoints.
 
 Determinism on resume: the sampler is a pure function of (seed, epoch), every sample carries its
 own augmentation seed, and the global torch RNG is re-seeded from (seed, step, rank) before each
@@ -12,6 +13,7 @@ optimizer step. A checkpoint therefore only needs the step counter to continue a
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -81,6 +83,11 @@ class TrainerConfig:
     checkpoint_every_steps: int = 0
     """Extra mid-epoch checkpoints (0: only at epoch ends)."""
     log_every_steps: int = 10
+    ema_decay: float = 0.0
+    """Exponential moving average of the weights after every optimizer step (0: off), e.g.
+    0.998 for a 500-step horizon. With it, the averaged weights are evaluated, kept as best and
+    exported; the raw weights' evaluation is logged as ``eval_raw/*`` beside them. The average
+    starts at the initial weights (no warm-up), which suits fine-tuning."""
     resume: bool = True
     """Continue from ``<out_dir>/last.pt`` when it exists."""
     progress: bool = True
@@ -92,6 +99,8 @@ class TrainerConfig:
             raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
             raise ValueError('batch_size, grad_accum and epochs must be >= 1')
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f'ema_decay must be in [0, 1), got {self.ema_decay}')
 
 
 class Task(Protocol):
@@ -211,6 +220,9 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.module = task.build_module().to(self.device)
+        self.averaged: nn.Module | None = None
+        if cfg.ema_decay:
+            self.averaged = copy.deepcopy(self.module).requires_grad_(False)
         self.train_set, self.eval_set = task.build_datasets()
         if self.eval_set is not None and len(self.eval_set) == 0:
             raise ValueError('the evaluation split is empty: check the data (a dataset writer '
@@ -249,6 +261,7 @@ class Trainer:
             'task': self.task.name,
             'config': {'trainer': to_dict(self.cfg), 'task': self.task.config_dict()},
             'model': self.module.state_dict(),
+            'averaged': None if self.averaged is None else self.averaged.state_dict(),
             'optimizer': self.optimizer.state_dict(),
             'scheduler': self.scheduler.state_dict(),
             'scaler': self.scaler.state_dict(),
@@ -270,6 +283,9 @@ class Trainer:
                             'with a different sample order', self._global_batch(),
                             state['global_batch'])
         self.module.load_state_dict(state['model'])
+        if self.averaged is not None:
+            # a run that starts averaging on resume averages from the resumed weights
+            self.averaged.load_state_dict(state.get('averaged') or state['model'])
         self.optimizer.load_state_dict(state['optimizer'])
         self.scheduler.load_state_dict(state['scheduler'])
         self.scaler.load_state_dict(state['scaler'])
@@ -324,10 +340,29 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
+        if self.averaged is not None:
+            self._update_average()
         sums['lr'] = self.optimizer.param_groups[0]['lr']
         return sums
 
-    def evaluate(self) -> dict[str, float]:
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        decay = self.cfg.ema_decay
+        for avg, new in zip(self.averaged.state_dict().values(),
+                            self.module.state_dict().values()):
+            if avg.is_floating_point():
+                avg.lerp_(new, 1.0 - decay)
+            else:                   # counters such as BatchNorm's num_batches_tracked
+                avg.copy_(new)
+
+    @property
+    def eval_module(self) -> nn.Module:
+        """The weights that are evaluated, kept as best and exported."""
+        return self.module if self.averaged is None else self.averaged
+
+    def evaluate(self, module: nn.Module | None = None) -> dict[str, float]:
+        """Evaluate ``module`` (default: :attr:`eval_module`) on the evaluation split."""
+        module = self.eval_module if module is None else module
         if self.eval_set is None:
             return {}
         n = len(self.eval_set)
@@ -336,9 +371,9 @@ class Trainer:
         batches = [[(i, 0) for i in idx[j:j + bs]] for j in range(0, len(idx), bs)]
         if self.cfg.eval_batches:
             batches = batches[:self.cfg.eval_batches]
-        self.module.eval()
+        module.eval()
         with torch.no_grad(), self._autocast():
-            return self.task.evaluate(self.module, self._loader(self.eval_set, batches),
+            return self.task.evaluate(module, self._loader(self.eval_set, batches),
                                       self.device)
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -404,8 +439,13 @@ class Trainer:
                 metrics = self.evaluate()
                 if metrics:
                     _logger.info('epoch %d: %s', self.epoch, _fmt(metrics))
+                    record = {f'eval/{k}': v for k, v in metrics.items()}
+                    if self.averaged is not None:
+                        raw = self.evaluate(self.module)
+                        record.update({f'eval_raw/{k}': v for k, v in raw.items()})
+                        _logger.info('epoch %d, raw weights: %s', self.epoch, _fmt(raw))
                     self._log({'step': self.step, 'epoch': self.epoch, 'time': time.time() - t0,
-                               **{f'eval/{k}': v for k, v in metrics.items()}})
+                               **record})
                     value = metrics.get(self.task.best_metric, math.inf)
                     if value < self.best:
                         self.best = value
@@ -422,14 +462,19 @@ class Trainer:
         return metrics
 
     def export_best(self, path: Path, provenance: dict[str, Any]) -> Path | None:
-        """Load ``best.pt`` (or the current weights) into the module and export it (rank 0)."""
+        """Export the best checkpoint's :attr:`eval_module` weights (else the current ones).
+
+        Only rank 0 writes; other ranks return None.
+        """
         if not self.dist.is_main:
             return None
         best = self.out_dir / 'best.pt'
         if best.exists():
-            self.module.load_state_dict(
-                torch.load(best, map_location=self.device, weights_only=True)['model'])
-        return self.task.export(self.module, Path(path), provenance)
+            state = torch.load(best, map_location=self.device, weights_only=True)
+            weights = state['model'] if self.averaged is None else (
+                state.get('averaged') or state['model'])
+            self.eval_module.load_state_dict(weights)
+        return self.task.export(self.eval_module, Path(path), provenance)
 
 
 def _fmt(metrics: dict[str, float]) -> str:

@@ -58,6 +58,38 @@ def test_kill_and_resume_mid_epoch_gives_identical_weights(tmp_path):
     assert again.fit() == pytest.approx({'mse': evals[-1]}) and again.step == 48
 
 
+def test_weight_average_is_evaluated_resumed_and_exported(tmp_path):
+    def cfg(out):
+        return _cfg(out, ema_decay=0.9)
+    one = Trainer(cfg(tmp_path / 'one'), ToyTask())
+    init = {k: v.clone() for k, v in one.module.state_dict().items()}
+    one.fit(stop_after_steps=1)
+    raw = one.module.state_dict()
+    for k, avg in one.averaged.state_dict().items():
+        torch.testing.assert_close(avg, 0.9 * init[k] + 0.1 * raw[k])
+    # killed mid-epoch and resumed: the average continues exactly, like the raw weights
+    ref = Trainer(cfg(tmp_path / 'ref'), ToyTask(dropout=0.3))
+    ref.fit()
+    Trainer(cfg(tmp_path / 'run'), ToyTask(dropout=0.3)).fit(stop_after_steps=23)
+    resumed = Trainer(cfg(tmp_path / 'run'), ToyTask(dropout=0.3))
+    resumed.fit()
+    for (k, a), b in zip(ref.averaged.state_dict().items(),
+                         resumed.averaged.state_dict().values()):
+        assert torch.equal(a, b), k
+    # the average is what is evaluated (the raw weights beside it) and what is exported
+    evals = [(h['eval/mse'], h['eval_raw/mse']) for h in _history(tmp_path / 'ref')
+             if 'eval/mse' in h]
+    assert len(evals) == 3 and all(avg != raw for avg, raw in evals)
+    assert evals[-1][0] == pytest.approx(ref.evaluate(ref.averaged)['mse'])
+    assert evals[-1][1] == pytest.approx(ref.evaluate(ref.module)['mse'])
+    best = min(range(3), key=lambda i: evals[i][0])
+    exported = torch.load(ref.export_best(tmp_path / 'w.pt', {}), weights_only=True)
+    best_state = torch.load(tmp_path / 'ref' / 'best.pt', weights_only=True)
+    for k, v in exported.items():
+        assert torch.equal(v, best_state['averaged'][k]), k
+    assert best_state['best'] == pytest.approx(evals[best][0])
+
+
 def test_grad_accumulation_matches_big_batch(tmp_path):
     a = Trainer(_cfg(tmp_path / 'a', epochs=1, batch_size=8), ToyTask())
     a.fit()
@@ -95,6 +127,8 @@ def test_config_rejects_unknown_keys_and_applies_overrides():
         from_dict(TrainerConfig, {'epochz': 3})
     with pytest.raises(ValueError, match='precision'):
         TrainerConfig(precision='fp8')
+    with pytest.raises(ValueError, match='ema_decay'):
+        TrainerConfig(ema_decay=1.0)
 
 
 def _run(cmd, env, timeout):
