@@ -42,7 +42,7 @@ def plot_history(history_path: str | Path, png_path: str | Path) -> Path | None:
     train_keys = sorted({k for r in records for k in r
                          if k.startswith('train/') and k not in ('train/lr', 'train/grad_norm')})
     eval_keys = sorted({k for r in records for k in r if k.startswith('eval/')})
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
     for k in train_keys:
         pts = [(r['step'], r[k]) for r in records if k in r and r[k] > 0]
         if pts:
@@ -63,7 +63,8 @@ def plot_history(history_path: str | Path, png_path: str | Path) -> Path | None:
     axes[1].set_xlabel('epoch')
     axes[1].set_title('evaluation')
     if eval_keys:
-        axes[1].legend(fontsize=7)
+        # beside the axes: with raw-weight curves the legend would cover them
+        axes[1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(png_path, dpi=80)
     plt.close(fig)
