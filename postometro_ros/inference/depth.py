@@ -359,8 +359,9 @@ def refine_one(depth_m: np.ndarray, K: np.ndarray, translation: np.ndarray,
             # unshifted ones found, not trade it for another: next to it, that is usually an
             # occluder in front, which the body's samples favour when the detector box
             # stretches over it. With no such surface, any shift may rescue the footprint.
-            found = inliers.sum() >= max(cfg.min_samples, cfg.offset_keep_surface
-                                         * np.isfinite(residuals).sum())
+            valid = int(np.isfinite(residuals).sum())    # 0 x inf (the rule off) is NaN
+            found = valid > 0 and inliers.sum() >= max(cfg.min_samples,
+                                                       cfg.offset_keep_surface * valid)
             anchor = float(centre) if found else np.nan
             body_uv, body_predicted = uv, predicted
             if mesh is not None:
