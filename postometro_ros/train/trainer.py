@@ -284,13 +284,19 @@ class Trainer:
                             state['global_batch'])
         self.module.load_state_dict(state['model'])
         if self.averaged is not None:
-            # a run that starts averaging on resume averages from the resumed weights
-            self.averaged.load_state_dict(state.get('averaged') or state['model'])
+            self.averaged.load_state_dict(self._eval_weights(state))
         self.optimizer.load_state_dict(state['optimizer'])
         self.scheduler.load_state_dict(state['scheduler'])
         self.scaler.load_state_dict(state['scaler'])
         self.step, self.epoch, self.best = state['step'], state['epoch'], state['best']
         torch.set_rng_state(state['rng_torch'])
+
+    def _eval_weights(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The weights of :attr:`eval_module` in a checkpoint; a checkpoint written without
+        averaging gives its raw weights, so a run that starts averaging on resume starts there."""
+        if self.averaged is None:
+            return state['model']
+        return state.get('averaged') or state['model']
 
     def save(self, name: str) -> None:
         if not self.dist.is_main:
@@ -471,9 +477,7 @@ class Trainer:
         best = self.out_dir / 'best.pt'
         if best.exists():
             state = torch.load(best, map_location=self.device, weights_only=True)
-            weights = state['model'] if self.averaged is None else (
-                state.get('averaged') or state['model'])
-            self.eval_module.load_state_dict(weights)
+            self.eval_module.load_state_dict(self._eval_weights(state))
         return self.task.export(self.eval_module, Path(path), provenance)
 
 
