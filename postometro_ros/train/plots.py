@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,10 +25,11 @@ def _read_history(history_path: str | Path) -> list[dict]:
 
 
 def plot_history(history_path: str | Path, png_path: str | Path) -> Path | None:
-    """Plot ``train/*`` losses against steps and ``eval/*`` metrics against epochs.
+    """Plot ``train/*`` losses against steps and each ``eval/*`` metric in its own panel.
 
-    A run with averaged weights also logs ``eval_raw/*`` (the raw weights): drawn dashed in the
-    colour of the same metric.
+    Metrics have different units (mm, px, degrees, shares), so each gets its own y axis. A run
+    with averaged weights also logs ``eval_raw/*`` (the raw weights): drawn dashed in the same
+    panel.
 
     Returns:
         the PNG path, or None when the history is empty.
@@ -41,30 +43,34 @@ def plot_history(history_path: str | Path, png_path: str | Path) -> Path | None:
         return None
     train_keys = sorted({k for r in records for k in r
                          if k.startswith('train/') and k not in ('train/lr', 'train/grad_norm')})
-    eval_keys = sorted({k for r in records for k in r if k.startswith('eval/')})
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    eval_names = sorted({k[len('eval/'):] for r in records for k in r if k.startswith('eval/')})
+    metric_rows = 2 if len(eval_names) > 3 else 1
+    metric_cols = max(1, math.ceil(len(eval_names) / metric_rows))
+    fig = plt.figure(figsize=(5.5 + 2.6 * metric_cols, 4.5))
+    grid = fig.add_gridspec(metric_rows, 1 + metric_cols, width_ratios=[2.0] + [1.0] * metric_cols)
+    losses = fig.add_subplot(grid[:, 0])
     for k in train_keys:
         pts = [(r['step'], r[k]) for r in records if k in r and r[k] > 0]
         if pts:
-            axes[0].plot(*zip(*pts), label=k[len('train/'):])
-    axes[0].set_yscale('log')
-    axes[0].set_xlabel('optimizer step')
-    axes[0].set_title('training losses')
-    axes[0].legend(fontsize=7)
-    for k in eval_keys:
-        name = k[len('eval/'):]
-        pts = [(r['epoch'], r[k]) for r in records if k in r]
-        if pts:
-            line, = axes[1].plot(*zip(*pts), marker='o', label=name)
-            raw = [(r['epoch'], r[f'eval_raw/{name}']) for r in records if f'eval_raw/{name}' in r]
-            if raw:
-                axes[1].plot(*zip(*raw), linestyle='--', color=line.get_color(),
-                             label=f'{name} (raw weights)')
-    axes[1].set_xlabel('epoch')
-    axes[1].set_title('evaluation')
-    if eval_keys:
-        # beside the axes: with raw-weight curves the legend would cover them
-        axes[1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+            losses.plot(*zip(*pts), label=k[len('train/'):])
+    losses.set_yscale('log')
+    losses.set_xlabel('optimizer step')
+    losses.set_title('training losses')
+    losses.legend(fontsize=7)
+    for i, name in enumerate(eval_names):
+        ax = fig.add_subplot(grid[i % metric_rows, 1 + i // metric_rows])
+        pts = [(r['epoch'], r[f'eval/{name}']) for r in records if f'eval/{name}' in r]
+        raw = [(r['epoch'], r[f'eval_raw/{name}']) for r in records if f'eval_raw/{name}' in r]
+        ax.plot(*zip(*pts), marker='o', ms=3, color='C0', label='averaged' if raw else None)
+        if raw:
+            ax.plot(*zip(*raw), linestyle='--', color='C1', label='raw weights')
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if i == 0 and raw:
+            ax.legend(fontsize=7)
+        if i % metric_rows == metric_rows - 1:
+            ax.set_xlabel('epoch', fontsize=8)
     fig.tight_layout()
     fig.savefig(png_path, dpi=80)
     plt.close(fig)
