@@ -8,7 +8,8 @@ depth setting (:data:`SETTINGS`); output people are matched to the ground truth 
 box IoU >= 0.5. Per checkpoint and setting: people matched, placed from depth, and the root
 (mid-hip) error of the placed ones (median, mean, 90th percentile, count over 0.2 m) beside the
 FOCAL median of the same people, and the pipeline's ``place`` stage per person (median over
-frames; depth refinement included).
+frames; depth refinement included). ``--list-over METRES`` lists the placed people who are farther
+off than that (clip, frame, ground-truth id, error, box), to see which cases the misses are.
 
 Usage::
 
@@ -58,14 +59,15 @@ def render_depth_frames(out: str | Path, frames: Sequence[int], seed: int,
     rendered every ``frame_step``-th frame) into ``out`` (.npz) and load them.
 
     Returns:
-        images (N, H, W, 3) uint8, depths (N, H, W) metres (inf = nothing), K (3, 3), and
-        ``people``: per frame the ground-truth people (track_id, box_xyxy, joints3d_j14).
+        images (N, H, W, 3) uint8, depths (N, H, W) metres (inf = nothing), K (3, 3),
+        ``people``: per frame the ground-truth people (track_id, box_xyxy, joints3d_j14), and
+        ``frames``: the frame numbers, sorted.
     """
     subprocess.run([sys.executable, '-c', _RENDER, str(out), ','.join(map(str, frames)),
                     str(frame_step), str(seed)], check=True)
     with np.load(out, allow_pickle=False) as data:
         return {'images': data['images'], 'depths': data['depths'], 'K': data['K'],
-                'people': json.loads(str(data['labels']))}
+                'people': json.loads(str(data['labels'])), 'frames': sorted(set(frames))}
 
 
 def gt_root(person: dict) -> np.ndarray:
@@ -89,12 +91,18 @@ def matched(gt_people: list[dict], boxes: list) -> list[tuple[dict, int]]:
 
 
 def score_frames(pipeline, frames: dict, settings: dict[str, dict]) -> dict[str, dict]:
-    """Root errors of FOCAL and of each depth setting (``DepthConfig`` overrides by name)."""
+    """Root errors of FOCAL and of each depth setting (``DepthConfig`` overrides by name).
+
+    Returns, per setting: ``matched`` (people), ``place_ms`` (per frame) and ``placed``: one
+    record per person placed from depth (frame, ground-truth id and box, FOCAL and DEPTH root
+    errors in metres, DEPTH's error along the optical axis, positive = too far).
+    """
     from postometro_ros.inference.placement import TranslationSource
 
     base = pipeline.depth_config
-    out = {name: {'matched': 0, 'focal': [], 'depth': [], 'place_ms': []} for name in settings}
-    for image, depth, people in zip(frames['images'], frames['depths'], frames['people']):
+    out = {name: {'matched': 0, 'placed': [], 'place_ms': []} for name in settings}
+    for frame, image, depth, people in zip(frames['frames'], frames['images'], frames['depths'],
+                                           frames['people']):
         focal = pipeline.process(image, frames['K'])
         pairs = matched(people, [p.box_xyxy for p in focal.people])
         for name, overrides in settings.items():
@@ -106,10 +114,14 @@ def score_frames(pipeline, frames: dict, settings: dict[str, dict]) -> dict[str,
                 row['place_ms'].append(refined.timings['place'] / len(refined.people))
             for person, k in pairs:
                 if refined.people[k].translation_source == TranslationSource.DEPTH:
-                    row['focal'].append(float(np.linalg.norm(
-                        focal.people[k].root_position - gt_root(person))))
-                    row['depth'].append(float(np.linalg.norm(
-                        refined.people[k].root_position - gt_root(person))))
+                    error = refined.people[k].root_position - gt_root(person)
+                    row['placed'].append({
+                        'frame': frame, 'track_id': person['track_id'],
+                        'box_xyxy': [round(v) for v in person['box_xyxy']],
+                        'focal_m': float(np.linalg.norm(
+                            focal.people[k].root_position - gt_root(person))),
+                        'depth_m': float(np.linalg.norm(error)),
+                        'depth_along_axis_m': float(error[2])})
     pipeline.depth_config = base
     return out
 
@@ -128,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--frames', type=int, nargs=3, default=[16, 76, 4], metavar=('FIRST', 'LAST',
                    'STEP'), help='frames FIRST..LAST (inclusive) every STEP of each clip')
     p.add_argument('--out', help='write the results as JSON here')
+    p.add_argument('--list-over', type=float, metavar='METRES',
+                   help='list the people placed from depth farther off than this')
     args = p.parse_args(argv)
     import torch
 
@@ -144,20 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = HumanPipeline.from_config(PipelineConfig(
             checkpoint=checkpoint, detector=args.detector, tracking=False,
             detection_threshold=0.3))
-        totals = {name: {'matched': 0, 'focal': [], 'depth': [], 'place_ms': []}
-                  for name in SETTINGS}
-        for frames in clips:
+        totals = {name: {'matched': 0, 'placed': [], 'place_ms': []} for name in SETTINGS}
+        for seed, frames in zip(args.seeds, clips):
             for name, row in score_frames(pipeline, frames, SETTINGS).items():
+                row['placed'] = [{'seed': seed, **person} for person in row['placed']]
                 for key, value in row.items():
                     totals[name][key] += value
         for name, t in totals.items():
-            depth = np.asarray(t['depth'])
+            depth = np.asarray([person['depth_m'] for person in t['placed']])
+            focal = [person['focal_m'] for person in t['placed']]
             rows.append({'checkpoint': checkpoint, 'setting': name, 'matched': t['matched'],
-                         'placed': len(depth), 'focal_median_m': float(np.median(t['focal'])),
+                         'placed': len(depth), 'focal_median_m': float(np.median(focal)),
                          'median_m': float(np.median(depth)), 'mean_m': float(depth.mean()),
                          'p90_m': float(np.percentile(depth, 90)),
                          'over_0.2m': int(np.sum(depth > 0.2)),
-                         'place_ms_per_person': float(np.median(t['place_ms']))})
+                         'place_ms_per_person': float(np.median(t['place_ms'])),
+                         'people': t['placed']})
     print(f'{len(args.seeds)} clips (seeds {args.seeds}), frames {first}..{last} every {step}\n')
     print('| checkpoint | depth placement | people matched | placed from depth | FOCAL median, m '
           '| DEPTH median, m | mean, m | 90th pct, m | over 0.2 m | placement, ms per person |')
@@ -166,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {Path(r['checkpoint']).name} | {r['setting']} | {r['matched']} | {r['placed']} "
               f"| {r['focal_median_m']:.3f} | {r['median_m']:.3f} | {r['mean_m']:.3f} "
               f"| {r['p90_m']:.3f} | {r['over_0.2m']} | {r['place_ms_per_person']:.1f} |")
+    if args.list_over is not None:
+        print(f'\npeople placed from depth more than {args.list_over} m off '
+              '(along axis: + too far, - too near)')
+        for r in rows:
+            for person in r['people']:
+                if person['depth_m'] > args.list_over:
+                    print(f"{Path(r['checkpoint']).name} | {r['setting']} | seed {person['seed']} "
+                          f"frame {person['frame']} id {person['track_id']} | "
+                          f"{person['depth_m']:.2f} m ({person['depth_along_axis_m']:+.2f} along "
+                          f"axis; FOCAL {person['focal_m']:.2f}) | box {person['box_xyxy']}")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     return 0

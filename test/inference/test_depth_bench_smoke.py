@@ -18,7 +18,7 @@ def test_depth_bench_scores_both_settings(tmp_path, capsys):
     out = tmp_path / 'depth.json'
     assert depth_bench.main(['--checkpoint', str(checkpoint), '--detector', str(detector),
                              '--seeds', '5', '--frames', '16', '24', '8',
-                             '--out', str(out)]) == 0
+                             '--list-over', '0', '--out', str(out)]) == 0
     rows = {r['setting']: r for r in json.loads(out.read_text())}
     assert set(rows) == set(depth_bench.SETTINGS)
     for row in rows.values():
@@ -27,7 +27,17 @@ def test_depth_bench_scores_both_settings(tmp_path, capsys):
         assert 1 <= row['placed'] <= row['matched'] and row['matched'] >= 4
         assert 0 < row['median_m'] <= row['p90_m'] and row['over_0.2m'] <= row['placed']
         assert row['place_ms_per_person'] > 0
-    assert '| postometro_tiny_synth.safetensors | footprint search |' in capsys.readouterr().out
+        # One record per placed person, naming the clip, frame and true person it scores.
+        assert len(row['people']) == row['placed']
+        assert {(p['seed'], p['frame']) for p in row['people']} <= {(5, 16), (5, 24)}
+        assert all(abs(p['depth_along_axis_m']) <= p['depth_m'] for p in row['people'])
+        assert row['over_0.2m'] == sum(p['depth_m'] > 0.2 for p in row['people'])
+    printed = capsys.readouterr().out
+    assert '| postometro_tiny_synth.safetensors | footprint search |' in printed
+    # --list-over 0 lists every placed person once per setting.
+    listed = [line for line in printed.splitlines()
+              if line.startswith('postometro_tiny_synth.safetensors | ')]
+    assert len(listed) == sum(row['placed'] for row in rows.values())
 
 
 def test_matching_is_one_to_one_by_iou():
