@@ -60,14 +60,15 @@ def render_depth_frames(out: str | Path, frames: Sequence[int], seed: int,
 
     Returns:
         images (N, H, W, 3) uint8, depths (N, H, W) metres (inf = nothing), K (3, 3),
-        ``people``: per frame the ground-truth people (track_id, box_xyxy, joints3d_j14), and
-        ``frames``: the frame numbers, sorted.
+        ``people``: per frame the ground-truth people (track_id, box_xyxy, joints3d_j14),
+        ``frames``: the frame numbers, sorted, and ``seed``.
     """
     subprocess.run([sys.executable, '-c', _RENDER, str(out), ','.join(map(str, frames)),
                     str(frame_step), str(seed)], check=True)
     with np.load(out, allow_pickle=False) as data:
         return {'images': data['images'], 'depths': data['depths'], 'K': data['K'],
-                'people': json.loads(str(data['labels'])), 'frames': sorted(set(frames))}
+                'people': json.loads(str(data['labels'])), 'frames': sorted(set(frames)),
+                'seed': seed}
 
 
 def gt_root(person: dict) -> np.ndarray:
@@ -94,8 +95,8 @@ def score_frames(pipeline, frames: dict, settings: dict[str, dict]) -> dict[str,
     """Root errors of FOCAL and of each depth setting (``DepthConfig`` overrides by name).
 
     Returns, per setting: ``matched`` (people), ``place_ms`` (per frame) and ``placed``: one
-    record per person placed from depth (frame, ground-truth id and box, FOCAL and DEPTH root
-    errors in metres, DEPTH's error along the optical axis, positive = too far).
+    record per person placed from depth (clip seed, frame, ground-truth id and box, FOCAL and
+    DEPTH root errors in metres, DEPTH's error along the optical axis, positive = too far).
     """
     from postometro_ros.inference.placement import TranslationSource
 
@@ -114,12 +115,12 @@ def score_frames(pipeline, frames: dict, settings: dict[str, dict]) -> dict[str,
                 row['place_ms'].append(refined.timings['place'] / len(refined.people))
             for person, k in pairs:
                 if refined.people[k].translation_source == TranslationSource.DEPTH:
-                    error = refined.people[k].root_position - gt_root(person)
+                    truth = gt_root(person)
+                    error = refined.people[k].root_position - truth
                     row['placed'].append({
-                        'frame': frame, 'track_id': person['track_id'],
+                        'seed': frames['seed'], 'frame': frame, 'track_id': person['track_id'],
                         'box_xyxy': [round(v) for v in person['box_xyxy']],
-                        'focal_m': float(np.linalg.norm(
-                            focal.people[k].root_position - gt_root(person))),
+                        'focal_m': float(np.linalg.norm(focal.people[k].root_position - truth)),
                         'depth_m': float(np.linalg.norm(error)),
                         'depth_along_axis_m': float(error[2])})
     pipeline.depth_config = base
@@ -159,9 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=checkpoint, detector=args.detector, tracking=False,
             detection_threshold=0.3))
         totals = {name: {'matched': 0, 'placed': [], 'place_ms': []} for name in SETTINGS}
-        for seed, frames in zip(args.seeds, clips):
+        for frames in clips:
             for name, row in score_frames(pipeline, frames, SETTINGS).items():
-                row['placed'] = [{'seed': seed, **person} for person in row['placed']]
                 for key, value in row.items():
                     totals[name][key] += value
         for name, t in totals.items():
