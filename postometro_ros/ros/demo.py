@@ -194,9 +194,16 @@ def ensure_checkpoint(path: Path, out_dir: Path, *, seed: int = 0) -> tuple[Path
     return target, False
 
 
-def _warm_up(args: argparse.Namespace, rec_node, collected: _Collected, *,
+def _warm_up(args: argparse.Namespace, context, collected: _Collected, *,
              timeout: float) -> float:
-    """Send one frame of the source (grey for a device) and wait for the node's answer."""
+    """Send one frame of the source (grey for a device) and wait for the node's answer.
+
+    The frame goes out from a node of its own that no executor spins: destroying publishers of
+    a node that another thread spins can kill that executor's thread (an InvalidHandle from a
+    destroyed publisher's event handler, ros2/rclpy#1284), after which the postometro node
+    received nothing more in a CI run.
+    """
+    import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
@@ -212,28 +219,30 @@ def _warm_up(args: argparse.Namespace, rec_node, collected: _Collected, *,
     if K is None:
         K = guess_intrinsics(image.shape[1], image.shape[0], 60.0)
     qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-    pub_img = rec_node.create_publisher(Image, '/camera/image', qos)
-    pub_info = rec_node.create_publisher(CameraInfo, '/camera/camera_info', qos)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pub_img.get_subscription_count() > 0:
-            header = Header(stamp=rec_node.get_clock().now().to_msg(),
-                            frame_id='camera_optical_frame')
-            with collected.lock:
-                collected.warm_up_stamp = _stamp_ns(header.stamp)
-            pub_info.publish(camera_info_msg(K, image.shape[1], image.shape[0], header))
-            pub_img.publish(rgb_to_image_msg(image, header))
-            t_pub = time.monotonic()
-            # Re-send if nothing comes back (the first best-effort sample may race discovery).
-            while time.monotonic() - t_pub < 60.0:
+    sender = rclpy.create_node('postometro_demo_warm_up', context=context)
+    try:
+        pub_img = sender.create_publisher(Image, '/camera/image', qos)
+        pub_info = sender.create_publisher(CameraInfo, '/camera/camera_info', qos)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if pub_img.get_subscription_count() > 0:
+                header = Header(stamp=sender.get_clock().now().to_msg(),
+                                frame_id='camera_optical_frame')
                 with collected.lock:
-                    if collected.warm_up_done:
-                        rec_node.destroy_publisher(pub_img)
-                        rec_node.destroy_publisher(pub_info)
-                        return time.monotonic() - t0
-                time.sleep(0.05)
-        time.sleep(0.1)
-    raise RuntimeError(f'the postometro node did not answer within {timeout:.0f} s')
+                    collected.warm_up_stamp = _stamp_ns(header.stamp)
+                pub_info.publish(camera_info_msg(K, image.shape[1], image.shape[0], header))
+                pub_img.publish(rgb_to_image_msg(image, header))
+                t_pub = time.monotonic()
+                # Re-send if nothing comes back (the first sample may race discovery).
+                while time.monotonic() - t_pub < 60.0:
+                    with collected.lock:
+                        if collected.warm_up_done:
+                            return time.monotonic() - t0
+                    time.sleep(0.05)
+            time.sleep(0.1)
+        raise RuntimeError(f'the postometro node did not answer within {timeout:.0f} s')
+    finally:
+        sender.destroy_node()
 
 
 def _load_faces(checkpoint: Path, level: int) -> np.ndarray:
@@ -261,7 +270,7 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
     context = rclpy.Context()
     rclpy.init(context=context, args=['--ros-args', '--log-level', args.log_level])
     recorder = McapRecorder(mcap_path)
-    nodes = []
+    nodes, spinning = [], []   # spinning: (executor, its thread)
     try:
         camera = CameraSourceNode(context=context, namespace='camera', parameter_overrides=[
             Parameter('source', value=args.source), Parameter('rate', value=float(args.rate)),
@@ -353,17 +362,19 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
         executor = MultiThreadedExecutor(num_threads=3, context=context)
         executor.add_node(node)
         executor.add_node(rec_node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
+        spinning.append((executor, threading.Thread(target=executor.spin, daemon=True)))
+        spinning[-1][1].start()
         # Warm-up: the first frame pays for lazy set-up (ultralytics, tracker, allocator); run
         # it before the camera starts so the measured stream is what a running node does.
-        warm_s = _warm_up(args, rec_node, collected, timeout=args.timeout)
+        warm_s = _warm_up(args, context, collected, timeout=args.timeout)
         t_start = time.monotonic()
-        # The camera gets its own executor and thread rather than joining the running one (a CI
-        # run once saw a camera added to the spinning executor publish no frame at all).
+        # The camera gets its own executor and thread: its timer keeps the rate whatever the
+        # node's callbacks cost.
         camera_executor = SingleThreadedExecutor(context=context)
         camera_executor.add_node(camera)
-        threading.Thread(target=camera_executor.spin, daemon=True).start()
+        spinning.append((camera_executor,
+                         threading.Thread(target=camera_executor.spin, daemon=True)))
+        spinning[-1][1].start()
         # Wait for the source, then for the node to drain (no new output for drain_s).
         deadline = t_start + args.timeout
         while not camera.done.is_set() and time.monotonic() < deadline:
@@ -385,11 +396,13 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
         stats = {'published': camera.published, 'wall_s': wall, 'warm_up_s': warm_s,
                  'source_s': t_source_done - t_start, 'model_name': model_name,
                  'recorded': dict(recorder.counts)}
-        camera_executor.shutdown(timeout_sec=2.0)
-        executor.shutdown(timeout_sec=2.0)
         node.shutdown()
         return stats
     finally:
+        # Nodes are destroyed only once no executor thread uses them (see _warm_up).
+        for executor, thread in spinning:
+            executor.shutdown(timeout_sec=2.0)
+            thread.join(timeout=5.0)
         for n in nodes:
             n.destroy_node()
         recorder.close()
