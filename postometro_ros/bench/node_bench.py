@@ -273,6 +273,7 @@ def run_once(num_people: int, args: argparse.Namespace, work: Path) -> RunResult
                          visible[args.warmup:], stages, cpu, wall, lost)
     finally:
         executor.shutdown(timeout_sec=1.0)
+        spinner.join(timeout=5.0)   # destroying a node another thread spins can kill that thread
         node.destroy_node()
         rclpy.try_shutdown(context=context)
         proc.terminate()

@@ -82,6 +82,7 @@ def test_publishes_images_and_camera_info(folder, reliability):
             assert time.time() < deadline, (len(got_img), cam.published)
             time.sleep(0.05)
         executor.shutdown(timeout_sec=1.0)
+        spin.join(timeout=5.0)   # before the nodes are destroyed
         assert cam.published == 3
         assert len(got_img) == 3 and len(got_info) == 3
         img = got_img[2]
