@@ -271,6 +271,12 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
     rclpy.init(context=context, args=['--ros-args', '--log-level', args.log_level])
     recorder = McapRecorder(mcap_path)
     nodes, spinning = [], []   # spinning: (executor, its thread)
+
+    def spin_in_thread(executor) -> None:
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        spinning.append((executor, thread))
+        thread.start()
+
     try:
         camera = CameraSourceNode(context=context, namespace='camera', parameter_overrides=[
             Parameter('source', value=args.source), Parameter('rate', value=float(args.rate)),
@@ -362,8 +368,7 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
         executor = MultiThreadedExecutor(num_threads=3, context=context)
         executor.add_node(node)
         executor.add_node(rec_node)
-        spinning.append((executor, threading.Thread(target=executor.spin, daemon=True)))
-        spinning[-1][1].start()
+        spin_in_thread(executor)
         # Warm-up: the first frame pays for lazy set-up (ultralytics, tracker, allocator); run
         # it before the camera starts so the measured stream is what a running node does.
         warm_s = _warm_up(args, context, collected, timeout=args.timeout)
@@ -372,9 +377,7 @@ def run_graph(args: argparse.Namespace, checkpoint: Path, collected: _Collected,
         # node's callbacks cost.
         camera_executor = SingleThreadedExecutor(context=context)
         camera_executor.add_node(camera)
-        spinning.append((camera_executor,
-                         threading.Thread(target=camera_executor.spin, daemon=True)))
-        spinning[-1][1].start()
+        spin_in_thread(camera_executor)
         # Wait for the source, then for the node to drain (no new output for drain_s).
         deadline = t_start + args.timeout
         while not camera.done.is_set() and time.monotonic() < deadline:
