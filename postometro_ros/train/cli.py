@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         provenance = {'stage': args.stage, 'command': rerun_command(argv),
                       'seed': trainer_cfg.seed, 'steps': trainer.step,
                       'data': task.cfg.data.root, 'best_eval': trainer.best,
+                      'exported_weights': trainer_cfg.export_weights,
                       'config': {'trainer': data.get('trainer', {}), 'task': task.config_dict()}}
-        path = trainer.export_best(task.cfg.export, provenance)
+        path = trainer.export(task.cfg.export, provenance)
         if dist_info.is_main:
             print(json.dumps({'final_eval': {k: v for k, v in metrics.items()
                                              if isinstance(v, float)},

@@ -90,6 +90,10 @@ class TrainerConfig:
     starts at the initial weights (no warm-up), which suits fine-tuning."""
     resume: bool = True
     """Continue from ``<out_dir>/last.pt`` when it exists."""
+    export_weights: str = 'best'
+    """Which weights are exported at the end: 'best' (the epoch that scored best on the
+    evaluation split) or 'last' (the final ones; for a schedule that decays to zero with averaged
+    weights, when the evaluation split is too small to rank epochs that differ by noise)."""
     progress: bool = True
     tensorboard: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -101,6 +105,8 @@ class TrainerConfig:
             raise ValueError('batch_size, grad_accum and epochs must be >= 1')
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f'ema_decay must be in [0, 1), got {self.ema_decay}')
+        if self.export_weights not in ('best', 'last'):
+            raise ValueError(f"export_weights must be 'best' or 'last', got {self.export_weights!r}")
 
 
 class Task(Protocol):
@@ -467,15 +473,16 @@ class Trainer:
             self.writer.close()
         return metrics
 
-    def export_best(self, path: Path, provenance: dict[str, Any]) -> Path | None:
-        """Export the best checkpoint's :attr:`eval_module` weights (else the current ones).
+    def export(self, path: Path, provenance: dict[str, Any]) -> Path | None:
+        """Export :attr:`eval_module`'s weights as chosen by ``export_weights``: the best
+        checkpoint's (else the current ones) or the current ones.
 
         Only rank 0 writes; other ranks return None.
         """
         if not self.dist.is_main:
             return None
         best = self.out_dir / 'best.pt'
-        if best.exists():
+        if self.cfg.export_weights == 'best' and best.exists():
             state = torch.load(best, map_location=self.device, weights_only=True)
             self.eval_module.load_state_dict(self._eval_weights(state))
         return self.task.export(self.eval_module, Path(path), provenance)

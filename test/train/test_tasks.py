@@ -133,7 +133,7 @@ def test_tokenizer_classifier_mesh_end_to_end(data_root, body_dir, tmp_path):
     t = Trainer(_trainer_cfg(tmp_path / 'tok'), tok)
     tok_metrics = t.fit()
     assert tok_metrics['recon_px'] > 0 and tok_metrics['codebook_used'] >= 1
-    t.export_best(tmp_path / 'tok.st', {})
+    t.export(tmp_path / 'tok.st', {})
     cls = ClassifierTask(ClassifierTaskConfig(pct=pct, data=data,
                                               tokenizer_weights=str(tmp_path / 'tok.st')))
     t = Trainer(_trainer_cfg(tmp_path / 'cls'), cls)
@@ -141,14 +141,14 @@ def test_tokenizer_classifier_mesh_end_to_end(data_root, body_dir, tmp_path):
     assert 0.0 <= metrics['token_acc'] <= 1.0 and math.isfinite(metrics['decoded_px'])
     # the classifier starts from the exported tokenizer exactly
     assert metrics['tokenizer_px'] == pytest.approx(tok_metrics['recon_px'], rel=1e-4)
-    t.export_best(tmp_path / 'pct.st', {})
+    t.export(tmp_path / 'pct.st', {})
     mesh = MeshTask(MeshTaskConfig(
         model=MeshModelConfig(image_size=SIZE, pct_weights=str(tmp_path / 'pct.st'), dropout=0.0),
         body_assets=str(body_dir), data=data))
     t = Trainer(_trainer_cfg(tmp_path / 'mesh'), mesh)
     metrics = t.fit()
     assert {'mpvpe', 'mpjpe', 'pa_mpjpe', 'mpjpe_tokens'} <= set(metrics)
-    path = t.export_best(tmp_path / 'mesh.safetensors', {'test': True})
+    path = t.export(tmp_path / 'mesh.safetensors', {'test': True})
     model, meta = load_checkpoint(path)
     assert model.cfg.use_pose_tokens and meta.provenance == {'test': True}
     # frozen pose branch: the PCT weights in the export are the stage-2 file's
@@ -259,7 +259,7 @@ def test_backbone_stage_learns_and_initialises_the_next_stage(model, data_root, 
     p = target.flatten(2) / target.flatten(2).sum(-1, keepdim=True)
     floor = ((-(p * p.clamp_min(1e-12).log()).sum(-1) * weight).sum() / weight.sum()).item()
     assert last - floor < 0.5 * (first - floor), (first, last, floor)
-    path = t.export_best(tmp_path / 'bb.safetensors', {})
+    path = t.export(tmp_path / 'bb.safetensors', {})
     saved, _ = read_foreign_state_dict(path)
     if model == 'postometro_tiny':
         net = MeshTask(MeshTaskConfig(

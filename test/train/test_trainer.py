@@ -83,11 +83,31 @@ def test_weight_average_is_evaluated_resumed_and_exported(tmp_path):
     assert evals[-1][0] == pytest.approx(ref.evaluate(ref.averaged)['mse'])
     assert evals[-1][1] == pytest.approx(ref.evaluate(ref.module)['mse'])
     best = min(range(3), key=lambda i: evals[i][0])
-    exported = torch.load(ref.export_best(tmp_path / 'w.pt', {}), weights_only=True)
+    exported = torch.load(ref.export(tmp_path / 'w.pt', {}), weights_only=True)
     best_state = torch.load(tmp_path / 'ref' / 'best.pt', weights_only=True)
     for k, v in exported.items():
         assert torch.equal(v, best_state['averaged'][k]), k
     assert best_state['best'] == pytest.approx(evals[best][0])
+
+
+def test_export_weights_best_or_last(tmp_path):
+    # a learning rate that grows 10x per epoch: epoch 1 scores best, the last epoch worst
+    def cfg(export_weights):
+        return _cfg(tmp_path / 'run', ema_decay=0.9, export_weights=export_weights,
+                    optim=OptimConfig(lr=0.05, grad_clip=1.0, schedule='step', step_epochs=1,
+                                      gamma=10.0))
+    Trainer(cfg('best'), ToyTask()).fit()
+    evals = [h['eval/mse'] for h in _history(tmp_path / 'run') if 'eval/mse' in h]
+    assert evals[0] < evals[-1]
+    for choice in ('best', 'last'):
+        finished = Trainer(cfg(choice), ToyTask())   # rerun of the finished run: exports only
+        finished.fit()
+        exported = torch.load(finished.export(tmp_path / f'{choice}.pt', {}), weights_only=True)
+        state = torch.load(tmp_path / 'run' / f'{choice}.pt', weights_only=True)
+        for k, v in exported.items():
+            assert torch.equal(v, state['averaged'][k]), (choice, k)
+    with pytest.raises(ValueError, match='export_weights'):
+        cfg('final')
 
 
 def test_grad_accumulation_matches_big_batch(tmp_path):
