@@ -106,7 +106,8 @@ class TrainerConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f'ema_decay must be in [0, 1), got {self.ema_decay}')
         if self.export_weights not in ('best', 'last'):
-            raise ValueError(f"export_weights must be 'best' or 'last', got {self.export_weights!r}")
+            raise ValueError(
+                f"export_weights must be 'best' or 'last', got {self.export_weights!r}")
 
 
 class Task(Protocol):
@@ -474,8 +475,9 @@ class Trainer:
         return metrics
 
     def export(self, path: Path, provenance: dict[str, Any]) -> Path | None:
-        """Export :attr:`eval_module`'s weights as chosen by ``export_weights``: the best
-        checkpoint's (else the current ones) or the current ones.
+        """Export :attr:`eval_module`'s weights: with ``export_weights='best'`` those of
+        ``best.pt`` (the current ones when no evaluation ever ran), with ``'last'`` the
+        current ones.
 
         Only rank 0 writes; other ranks return None.
         """
